@@ -1,0 +1,53 @@
+/**
+ * One audit event and its plaintext rendering. Events never hold secrets:
+ * no password, key, master secret or session id ever becomes a field.
+ */
+import { plainCents } from '../protocol/money.ts';
+
+export type AuditAction =
+  | 'signup'
+  | 'login'
+  | 'lockout'
+  | 'logout'
+  | 'deposit'
+  | 'withdraw'
+  | 'balance'
+  | 'statement'
+  | 'protocol_error'
+  | 'connection'
+  | 'bank_start'
+  | 'bank_stop'
+  | 'audit_recovered';
+
+export type AuditEvent = {
+  /** ISO-8601 UTC timestamp. */
+  at: string;
+  atm: number | null;
+  user: string | null;
+  action: AuditAction;
+  amountCents: number | null;
+  /** `ok`, or why it did not happen (`insufficient_funds`, `bad_password`, `ERR_BAD_MAC`, ...). */
+  outcome: string;
+  /** Short, non-secret context such as a transaction id or a peer address. */
+  detail?: string;
+};
+
+const SAFE_FIELD = /^[A-Za-z0-9_.:@\[\]-]{1,64}$/;
+
+/** Attacker-chosen text (a bad username, say) is quoted so it can never forge a line or a field. */
+function field(value: string): string {
+  return SAFE_FIELD.test(value) ? value : JSON.stringify(value.slice(0, 64));
+}
+
+export function formatPlainLine(event: AuditEvent): string {
+  const parts = [
+    event.at,
+    `atm=${event.atm ?? '-'}`,
+    `user=${event.user === null ? '-' : field(event.user)}`,
+    `action=${event.action}`,
+    `amount=${event.amountCents === null ? '-' : plainCents(event.amountCents)}`,
+    `outcome=${field(event.outcome)}`,
+  ];
+  if (event.detail !== undefined) parts.push(`detail=${field(event.detail)}`);
+  return parts.join(' ');
+}

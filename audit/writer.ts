@@ -1,0 +1,133 @@
+/**
+ * Appends every event to the plaintext log and the encrypted chained log and
+ * forces both to disk before returning. Callers write the audit line before
+ * they acknowledge anything, so an acknowledged transaction always has its
+ * line, also after `kill -9`. A write that fails throws and leaves both files
+ * as they were, so the caller can refuse the transaction instead of letting
+ * it go unlogged.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
+import { CHAIN_START, hashLine, sealLine, type ChainPosition } from './chain.ts';
+import { formatPlainLine, type AuditEvent } from './event.ts';
+
+export const AUDIT_DIR = 'audit';
+export const PLAIN_LOG = 'audit_log.txt';
+export const ENCRYPTED_LOG = 'audit_log.enc';
+
+export function auditPaths(dataDir: string): { dir: string; plain: string; encrypted: string } {
+  const dir = path.join(dataDir, AUDIT_DIR);
+  return { dir, plain: path.join(dir, PLAIN_LOG), encrypted: path.join(dir, ENCRYPTED_LOG) };
+}
+
+/** Anything that can take an audit event; the bank depends on this, not on files. */
+export type AuditSink = { append(event: AuditEvent): void };
+
+type OpenFile = { fd: number; size: number };
+
+const TAIL_WINDOW = 64 * 1024;
+
+/**
+ * Opens a log for appending. A final line without its newline was torn by a
+ * crash before it was acknowledged; it is cut off so the chain stays valid.
+ * Returns the last complete line too.
+ */
+function openForAppend(file: string): { file: OpenFile; lastLine: string | null; tornBytes: number } {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+  fs.fchmodSync(fd, 0o600);
+  const size = fs.fstatSync(fd).size;
+  const window = Math.min(size, TAIL_WINDOW);
+  const tail = Buffer.alloc(window);
+  fs.readSync(fd, tail, 0, window, size - window);
+  const lastNewline = tail.lastIndexOf(0x0a);
+  const completeEnd = lastNewline === -1 ? (size > TAIL_WINDOW ? size : 0) : size - window + lastNewline + 1;
+  const tornBytes = size - completeEnd;
+  if (tornBytes > 0) {
+    fs.ftruncateSync(fd, completeEnd);
+    fs.fsyncSync(fd);
+  }
+  let lastLine: string | null = null;
+  if (lastNewline !== -1) {
+    const before = tail.lastIndexOf(0x0a, lastNewline - 1);
+    lastLine = tail.subarray(before + 1, lastNewline).toString('utf8');
+  }
+  return { file: { fd, size: completeEnd }, lastLine, tornBytes };
+}
+
+function appendDurably(file: OpenFile, line: string): void {
+  const bytes = Buffer.from(`${line}\n`, 'utf8');
+  let written = 0;
+  while (written < bytes.length) {
+    written += fs.writeSync(file.fd, bytes, written, bytes.length - written, file.size + written);
+  }
+  fs.fdatasyncSync(file.fd);
+  file.size += bytes.length;
+}
+
+function rollBack(file: OpenFile, size: number): void {
+  file.size = size;
+  try {
+    fs.ftruncateSync(file.fd, size);
+  } catch {
+    // Nothing more we can do; the next open trims any torn line.
+  }
+}
+
+export class AuditWriter implements AuditSink {
+  private position: ChainPosition;
+  private closed = false;
+
+  private constructor(
+    private readonly key: Buffer,
+    private readonly plain: OpenFile,
+    private readonly encrypted: OpenFile,
+    position: ChainPosition,
+    private readonly random: RandomSource,
+  ) {
+    this.position = position;
+  }
+
+  /** Opens (creating if needed) both logs under `<dataDir>/audit/`. */
+  static open(dataDir: string, key: Buffer, random: RandomSource = secureRandom): { writer: AuditWriter; tornBytes: number } {
+    const paths = auditPaths(dataDir);
+    fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+    const plain = openForAppend(paths.plain);
+    const encrypted = openForAppend(paths.encrypted);
+    let position = CHAIN_START;
+    if (encrypted.lastLine !== null) {
+      const lineNumber = Number(encrypted.lastLine.split('.', 1)[0]);
+      if (!Number.isSafeInteger(lineNumber) || lineNumber < 1) {
+        fs.closeSync(plain.file.fd);
+        fs.closeSync(encrypted.file.fd);
+        throw new Error(`cannot continue the encrypted audit log: its last line is malformed (${paths.encrypted})`);
+      }
+      position = { lineNumber, previousHash: hashLine(encrypted.lastLine) };
+    }
+    const writer = new AuditWriter(key, plain.file, encrypted.file, position, random);
+    return { writer, tornBytes: plain.tornBytes + encrypted.tornBytes };
+  }
+
+  append(event: AuditEvent): void {
+    if (this.closed) throw new Error('audit log is closed');
+    const sealed = sealLine(this.key, this.position, event, this.random);
+    const sizes = { plain: this.plain.size, encrypted: this.encrypted.size };
+    try {
+      appendDurably(this.plain, formatPlainLine(event));
+      appendDurably(this.encrypted, sealed.line);
+    } catch (error) {
+      rollBack(this.plain, sizes.plain);
+      rollBack(this.encrypted, sizes.encrypted);
+      throw error;
+    }
+    this.position = sealed.next;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.plain.fd);
+    fs.closeSync(this.encrypted.fd);
+  }
+}

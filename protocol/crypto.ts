@@ -1,0 +1,142 @@
+/**
+ * The only module that imports `node:crypto`. Everything here composes
+ * standard primitives (X25519, HKDF-SHA256, AES-256, HMAC-SHA256, SHA-256);
+ * nothing is hand-rolled. Callers get plain functions over Buffers.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  hkdfSync,
+  randomBytes as nodeRandomBytes,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto';
+
+export const KEY_BYTES = 32;
+export const MAC_BYTES = 32;
+export const AES_BLOCK_BYTES = 16;
+export const GCM_IV_BYTES = 12;
+export const GCM_TAG_BYTES = 16;
+export const X25519_PUBLIC_BYTES = 32;
+
+/** Source of randomness; injectable so tests can be deterministic. */
+export type RandomSource = (size: number) => Buffer;
+
+export const secureRandom: RandomSource = (size) => nodeRandomBytes(size);
+
+/**
+ * HKDF-SHA256, extract then expand (RFC 5869 §2.2 and §2.3).
+ * `length` is at most 255 * 32 bytes, as §2.3 requires.
+ */
+export function hkdfSha256(ikm: Buffer, salt: Buffer, info: Buffer, length: number): Buffer {
+  return Buffer.from(hkdfSync('sha256', ikm, salt, info, length));
+}
+
+export function hmacSha256(key: Buffer, ...parts: Buffer[]): Buffer {
+  const mac = createHmac('sha256', key);
+  for (const part of parts) mac.update(part);
+  return mac.digest();
+}
+
+export function sha256(...parts: Buffer[]): Buffer {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  return hash.digest();
+}
+
+/** Constant-time comparison; different lengths are unequal without leaking where. */
+export function constantTimeEqual(a: Buffer, b: Buffer): boolean {
+  if (a.length !== b.length) return false;
+  return timingSafeEqual(a, b);
+}
+
+/** Overwrites key material we are done with, so a later memory read finds zeros. */
+export function wipe(...buffers: Buffer[]): void {
+  for (const buffer of buffers) buffer.fill(0);
+}
+
+/** AES-256-CBC with PKCS#7 padding; the caller supplies a fresh random IV. */
+export function aes256CbcEncrypt(key: Buffer, iv: Buffer, plaintext: Buffer): Buffer {
+  const cipher = createCipheriv('aes-256-cbc', key, iv);
+  return Buffer.concat([cipher.update(plaintext), cipher.final()]);
+}
+
+/**
+ * Decrypts AES-256-CBC. Only ever called after the record MAC has been
+ * verified, so a padding failure cannot become a padding oracle. Returns null
+ * instead of throwing so callers map it to their own error code.
+ */
+export function aes256CbcDecrypt(key: Buffer, iv: Buffer, ciphertext: Buffer): Buffer | null {
+  try {
+    const decipher = createDecipheriv('aes-256-cbc', key, iv);
+    return Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+  } catch {
+    return null;
+  }
+}
+
+export type GcmSealed = { iv: Buffer; ciphertext: Buffer; tag: Buffer };
+
+/** AES-256-GCM authenticated encryption, used for the audit log. */
+export function aes256GcmSeal(key: Buffer, iv: Buffer, plaintext: Buffer, aad: Buffer): GcmSealed {
+  const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: GCM_TAG_BYTES });
+  cipher.setAAD(aad);
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return { iv, ciphertext, tag: cipher.getAuthTag() };
+}
+
+/** Returns null when the tag does not verify; never returns unauthenticated plaintext. */
+export function aes256GcmOpen(key: Buffer, sealed: GcmSealed, aad: Buffer): Buffer | null {
+  if (sealed.iv.length !== GCM_IV_BYTES || sealed.tag.length !== GCM_TAG_BYTES) return null;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, sealed.iv, { authTagLength: GCM_TAG_BYTES });
+    decipher.setAAD(aad);
+    decipher.setAuthTag(sealed.tag);
+    return Buffer.concat([decipher.update(sealed.ciphertext), decipher.final()]);
+  } catch {
+    return null;
+  }
+}
+
+export type X25519KeyPair = { privateKey: KeyObject; publicKey: Buffer };
+
+// PKCS#8 DER prefix for an X25519 private key (RFC 8410 §7); the 32-byte
+// scalar follows. Lets us build a key pair from injected random bytes.
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+// SPKI DER prefix for an X25519 public key (RFC 8410 §4).
+const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+export function x25519KeyPair(random: RandomSource): X25519KeyPair {
+  const scalar = random(KEY_BYTES);
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([X25519_PKCS8_PREFIX, scalar]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  wipe(scalar);
+  const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  return { privateKey, publicKey: Buffer.from(spki.subarray(X25519_SPKI_PREFIX.length)) };
+}
+
+/**
+ * X25519 shared secret with a peer's raw 32-byte public key. Returns null for
+ * malformed or low-order peer keys (OpenSSL refuses an all-zero result).
+ */
+export function x25519SharedSecret(own: X25519KeyPair, peerPublic: Buffer): Buffer | null {
+  if (peerPublic.length !== X25519_PUBLIC_BYTES) return null;
+  try {
+    const publicKey = createPublicKey({
+      key: Buffer.concat([X25519_SPKI_PREFIX, peerPublic]),
+      format: 'der',
+      type: 'spki',
+    });
+    return diffieHellman({ privateKey: own.privateKey, publicKey });
+  } catch {
+    return null;
+  }
+}

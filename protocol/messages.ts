@@ -1,0 +1,110 @@
+/**
+ * The application messages carried inside sealed records, as JSON. Both sides
+ * validate everything they receive against these schemas; anything else is a
+ * protocol violation, never a crash.
+ */
+import { z } from 'zod';
+
+import type { BankErrorCode } from './errors.ts';
+
+const RequestId = z.number().int().min(0).max(0x7fff_ffff);
+/** Client-chosen id that makes a money request idempotent. */
+export const TX_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
+const TxId = z.string().regex(TX_ID_PATTERN);
+const Cents = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+// Credentials are bounded here only to stop absurd input; the bank applies
+// the real rules so it can answer with a precise error.
+const Credential = z.string().max(1024);
+
+const Credentials = { username: Credential, password: Credential };
+
+export const RequestSchema = z.discriminatedUnion('op', [
+  z.strictObject({ id: RequestId, op: z.literal('signup'), ...Credentials }),
+  z.strictObject({ id: RequestId, op: z.literal('login'), ...Credentials }),
+  z.strictObject({ id: RequestId, op: z.literal('ping') }),
+  z.strictObject({ id: RequestId, op: z.literal('deposit'), txId: TxId, amountCents: Cents }),
+  z.strictObject({ id: RequestId, op: z.literal('withdraw'), txId: TxId, amountCents: Cents }),
+  z.strictObject({ id: RequestId, op: z.literal('balance') }),
+  z.strictObject({ id: RequestId, op: z.literal('statement') }),
+  z.strictObject({ id: RequestId, op: z.literal('logout') }),
+]);
+export type Request = z.infer<typeof RequestSchema>;
+export type RequestOp = Request['op'];
+/** A request before the connection assigns it an id. */
+export type RequestBody = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+
+/** Operations allowed on the connection's own session, before any login. */
+export const CHANNEL_OPS: ReadonlySet<RequestOp> = new Set(['signup', 'login', 'ping']);
+
+export const StatementEntrySchema = z.strictObject({
+  at: z.string(),
+  kind: z.enum(['deposit', 'withdraw']),
+  amountCents: Cents,
+  balanceAfterCents: Cents,
+});
+export type StatementEntry = z.infer<typeof StatementEntrySchema>;
+
+const BANK_ERROR_CODES = [
+  'ERR_INVALID_USERNAME',
+  'ERR_INVALID_PASSWORD',
+  'ERR_USERNAME_TAKEN',
+  'ERR_AUTH_FAILED',
+  'ERR_INVALID_AMOUNT',
+  'ERR_INSUFFICIENT_FUNDS',
+  'ERR_BALANCE_LIMIT',
+  'ERR_TX_CONFLICT',
+  'ERR_NOT_LOGGED_IN',
+  'ERR_BAD_REQUEST',
+  'ERR_UNAVAILABLE',
+  'ERR_INTERNAL',
+] as const satisfies readonly BankErrorCode[];
+
+const MoneyResult = {
+  txId: TxId,
+  amountCents: Cents,
+  balanceCents: Cents,
+  /** True when this answer repeats the one given to an earlier try of the same txId. */
+  replayed: z.boolean(),
+};
+
+export const ResponseSchema = z.discriminatedUnion('ok', [
+  z.strictObject({ id: RequestId, ok: z.literal(false), code: z.enum(BANK_ERROR_CODES), message: z.string().max(512) }),
+  z.strictObject({
+    id: RequestId,
+    ok: z.literal(true),
+    result: z.discriminatedUnion('op', [
+      z.strictObject({ op: z.literal('signup'), username: z.string() }),
+      z.strictObject({
+        op: z.literal('login'),
+        username: z.string(),
+        sessionId: z.string().regex(/^[0-9a-f]{16}$/),
+        masterSecret: z.string().regex(/^[A-Za-z0-9+/]{43}=$/),
+      }),
+      z.strictObject({ op: z.literal('ping') }),
+      z.strictObject({ op: z.literal('deposit'), ...MoneyResult }),
+      z.strictObject({ op: z.literal('withdraw'), ...MoneyResult }),
+      z.strictObject({ op: z.literal('balance'), balanceCents: Cents }),
+      z.strictObject({ op: z.literal('statement'), balanceCents: Cents, entries: z.array(StatementEntrySchema).max(10) }),
+      z.strictObject({ op: z.literal('logout') }),
+    ]),
+  }),
+]);
+export type Response = z.infer<typeof ResponseSchema>;
+export type ResponseResult = Extract<Response, { ok: true }>['result'];
+export type MoneyResult = Extract<ResponseResult, { op: 'deposit' | 'withdraw' }>;
+
+/** Parses JSON bytes against a schema; returns null for anything malformed. */
+export function decodeMessage<T>(schema: z.ZodType<T>, bytes: Buffer): T | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return null;
+  }
+  const parsed = schema.safeParse(value);
+  return parsed.success ? parsed.data : null;
+}
+
+export function encodeMessage(message: Request | Response): Buffer {
+  return Buffer.from(JSON.stringify(message), 'utf8');
+}

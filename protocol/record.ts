@@ -1,0 +1,187 @@
+/**
+ * Record layer: encrypt-then-MAC with per-direction sequence numbers and a
+ * one-way key ratchet after every message.
+ *
+ *   header     version(1) | contentType(1) | sessionId(8) | direction(1) | seq(8, big-endian)
+ *   body       iv(16) | AES-256-CBC(ciphertext, PKCS#7) | HMAC-SHA256(header | iv | ciphertext)(32)
+ *
+ * The MAC is checked in constant time before anything is decrypted, so padding
+ * errors are only reachable by someone holding the MAC key. The direction byte
+ * is covered by the MAC and must match, so a bank->ATM record never verifies
+ * as ATM->bank. The sequence number must be exactly the previous plus one and
+ * is never allowed to wrap.
+ */
+import {
+  AES_BLOCK_BYTES,
+  KEY_BYTES,
+  MAC_BYTES,
+  aes256CbcDecrypt,
+  aes256CbcEncrypt,
+  constantTimeEqual,
+  hkdfSha256,
+  hmacSha256,
+  wipe,
+  type RandomSource,
+} from './crypto.ts';
+import { ProtocolError } from './errors.ts';
+
+export const RECORD_VERSION = 1;
+export const SESSION_ID_BYTES = 8;
+export const RECORD_HEADER_BYTES = 1 + 1 + SESSION_ID_BYTES + 1 + 8;
+export const RECORD_MIN_BYTES = RECORD_HEADER_BYTES + AES_BLOCK_BYTES + AES_BLOCK_BYTES + MAC_BYTES;
+const MAX_SEQUENCE = 0xffff_ffff_ffff_ffffn;
+
+export const Direction = { AtmToBank: 0x01, BankToAtm: 0x02 } as const;
+export type Direction = (typeof Direction)[keyof typeof Direction];
+
+export const ContentType = { Request: 0x01, Response: 0x02 } as const;
+export type ContentType = (typeof ContentType)[keyof typeof ContentType];
+
+/** The connection's own session (signup, login, keepalive) uses the all-zero id. */
+export const CHANNEL_SESSION_ID = Buffer.alloc(SESSION_ID_BYTES);
+
+export type SessionKeys = { encKey: Buffer; macKey: Buffer };
+
+const SESSION_KEYS_LABEL = Buffer.from('atm-bank/v1 session keys');
+const RATCHET_LABEL = Buffer.from('atm-bank/v1 ratchet');
+
+/**
+ * 64 bytes from HKDF-SHA256: the first 32 are the encryption key, the last 32
+ * the MAC key. Salt is the handshake transcript hash and info names the
+ * session, so keys are bound to one connection and one session id.
+ */
+export function deriveSessionKeys(secret: Buffer, transcriptHash: Buffer, sessionId: Buffer): SessionKeys {
+  const okm = hkdfSha256(secret, transcriptHash, Buffer.concat([SESSION_KEYS_LABEL, sessionId]), 2 * KEY_BYTES);
+  const keys = { encKey: Buffer.from(okm.subarray(0, KEY_BYTES)), macKey: Buffer.from(okm.subarray(KEY_BYTES)) };
+  wipe(okm);
+  return keys;
+}
+
+/** Reads the session id so a receiver can pick the right record state; null if too short. */
+export function peekSessionId(record: Buffer): Buffer | null {
+  if (record.length < RECORD_HEADER_BYTES) return null;
+  return record.subarray(2, 2 + SESSION_ID_BYTES);
+}
+
+type DirectionState = { direction: Direction; keys: SessionKeys; nextSeq: bigint };
+
+function otherDirection(direction: Direction): Direction {
+  return direction === Direction.AtmToBank ? Direction.BankToAtm : Direction.AtmToBank;
+}
+
+export type OpenedRecord = { contentType: ContentType; seq: bigint; plaintext: Buffer };
+
+/** Both directions of one session on one connection. */
+export class RecordSession {
+  readonly sessionId: Buffer;
+  private readonly sending: DirectionState;
+  private readonly receiving: DirectionState;
+  private closed = false;
+
+  constructor(
+    sessionId: Buffer,
+    keys: SessionKeys,
+    localDirection: Direction,
+    private readonly random: RandomSource,
+  ) {
+    if (sessionId.length !== SESSION_ID_BYTES) throw new ProtocolError('ERR_UNKNOWN_SESSION', 'bad session id length');
+    this.sessionId = Buffer.from(sessionId);
+    const copy = (): SessionKeys => ({ encKey: Buffer.from(keys.encKey), macKey: Buffer.from(keys.macKey) });
+    this.sending = { direction: localDirection, keys: copy(), nextSeq: 0n };
+    this.receiving = { direction: otherDirection(localDirection), keys: copy(), nextSeq: 0n };
+  }
+
+  seal(contentType: ContentType, plaintext: Buffer): Buffer {
+    this.ensureOpen();
+    const state = this.sending;
+    if (state.nextSeq >= MAX_SEQUENCE) {
+      throw new ProtocolError('ERR_SEQUENCE_EXHAUSTED', 'sequence numbers exhausted; start a new session');
+    }
+    const header = encodeHeader(contentType, this.sessionId, state.direction, state.nextSeq);
+    const iv = this.random(AES_BLOCK_BYTES);
+    const ciphertext = aes256CbcEncrypt(state.keys.encKey, iv, plaintext);
+    const mac = hmacSha256(state.keys.macKey, header, iv, ciphertext);
+    advance(state, this.sessionId);
+    return Buffer.concat([header, iv, ciphertext, mac]);
+  }
+
+  /** Verifies and decrypts one record; any failure throws and closes this session. */
+  open(record: Buffer): OpenedRecord {
+    this.ensureOpen();
+    try {
+      return this.openUnchecked(record);
+    } catch (error) {
+      this.destroy();
+      throw error;
+    }
+  }
+
+  /** Erases all key material; the session can no longer seal or open. */
+  destroy(): void {
+    if (this.closed) return;
+    this.closed = true;
+    wipe(this.sending.keys.encKey, this.sending.keys.macKey, this.receiving.keys.encKey, this.receiving.keys.macKey);
+  }
+
+  private openUnchecked(record: Buffer): OpenedRecord {
+    const bodyBytes = record.length - RECORD_HEADER_BYTES - AES_BLOCK_BYTES - MAC_BYTES;
+    if (record.length < RECORD_MIN_BYTES || bodyBytes % AES_BLOCK_BYTES !== 0) {
+      throw new ProtocolError('ERR_TRUNCATED', 'record is truncated or misaligned');
+    }
+    if (record.readUInt8(0) !== RECORD_VERSION) throw new ProtocolError('ERR_RECORD_VERSION', 'bad record version');
+    const contentType = record.readUInt8(1);
+    if (!this.sessionId.equals(record.subarray(2, 2 + SESSION_ID_BYTES))) {
+      throw new ProtocolError('ERR_UNKNOWN_SESSION', 'record names another session');
+    }
+    const state = this.receiving;
+    if (record.readUInt8(2 + SESSION_ID_BYTES) !== state.direction) {
+      throw new ProtocolError('ERR_WRONG_DIRECTION', 'record travels in the wrong direction');
+    }
+    const macStart = record.length - MAC_BYTES;
+    const expectedMac = hmacSha256(state.keys.macKey, record.subarray(0, macStart));
+    if (!constantTimeEqual(expectedMac, record.subarray(macStart))) {
+      throw new ProtocolError('ERR_BAD_MAC', 'record MAC does not verify');
+    }
+    const seq = record.readBigUInt64BE(3 + SESSION_ID_BYTES);
+    if (seq !== state.nextSeq) throw new ProtocolError('ERR_SEQUENCE', 'record is replayed, reordered or skipped');
+    if (contentType !== ContentType.Request && contentType !== ContentType.Response) {
+      throw new ProtocolError('ERR_BAD_MESSAGE', 'unknown content type');
+    }
+    const iv = record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + AES_BLOCK_BYTES);
+    const plaintext = aes256CbcDecrypt(state.keys.encKey, iv, record.subarray(RECORD_HEADER_BYTES + AES_BLOCK_BYTES, macStart));
+    if (!plaintext) throw new ProtocolError('ERR_BAD_PADDING', 'record padding is invalid');
+    advance(state, this.sessionId);
+    return { contentType, seq, plaintext };
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new ProtocolError('ERR_CONNECTION_CLOSED', 'session is closed');
+  }
+}
+
+function encodeHeader(contentType: ContentType, sessionId: Buffer, direction: Direction, seq: bigint): Buffer {
+  const header = Buffer.alloc(RECORD_HEADER_BYTES);
+  header.writeUInt8(RECORD_VERSION, 0);
+  header.writeUInt8(contentType, 1);
+  sessionId.copy(header, 2);
+  header.writeUInt8(direction, 2 + SESSION_ID_BYTES);
+  header.writeBigUInt64BE(seq, 3 + SESSION_ID_BYTES);
+  return header;
+}
+
+/**
+ * Forward secrecy inside a session: after each message the direction's keys
+ * are replaced by a one-way HKDF step over them and the old ones are erased,
+ * so keys captured at message n cannot open messages before n.
+ */
+function advance(state: DirectionState, sessionId: Buffer): void {
+  const seq = Buffer.alloc(8);
+  seq.writeBigUInt64BE(state.nextSeq);
+  const ikm = Buffer.concat([state.keys.encKey, state.keys.macKey]);
+  const info = Buffer.concat([RATCHET_LABEL, Buffer.of(state.direction), seq]);
+  const next = hkdfSha256(ikm, sessionId, info, 2 * KEY_BYTES);
+  wipe(ikm, state.keys.encKey, state.keys.macKey);
+  state.keys = { encKey: Buffer.from(next.subarray(0, KEY_BYTES)), macKey: Buffer.from(next.subarray(KEY_BYTES)) };
+  wipe(next);
+  state.nextSeq += 1n;
+}

@@ -1,0 +1,112 @@
+/**
+ * Wires the bank together: data directory, ledger, audit trail, and a TCP
+ * server that hands each connection to a BankConnection. The only place that
+ * listens is `main.ts`, through `startBankServer`.
+ */
+import net from 'node:net';
+
+import { AuditWriter } from '../audit/writer.ts';
+import { readBankAuth } from '../protocol/bank-auth.ts';
+import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
+import { DEFAULT_MAX_FRAME_BODY } from '../protocol/frame.ts';
+import { Bank, type Clock } from './bank.ts';
+import { BankConnection, type ConnectionLimits } from './connection.ts';
+import { prepareDataDir, readAuditKey } from './data-dir.ts';
+import { silentLogger, type Logger } from './logger.ts';
+import { SqliteLedger } from './sqlite-ledger.ts';
+
+export type BankLimits = ConnectionLimits & {
+  maxConnections: number;
+  /** Connections still in the handshake; more are refused at once (slowloris defence). */
+  maxHandshaking: number;
+};
+
+export const DEFAULT_LIMITS: BankLimits = {
+  maxFrameBody: DEFAULT_MAX_FRAME_BODY,
+  handshakeTimeoutMs: 5_000,
+  idleTimeoutMs: 10 * 60_000,
+  maxSessionsPerConnection: 1_000,
+  maxConnections: 1_024,
+  maxHandshaking: 128,
+};
+
+export const DEFAULT_BCRYPT_COST = 12;
+
+export type BankServerOptions = {
+  host: string;
+  port: number;
+  dataDir: string;
+  bcryptCost?: number;
+  limits?: Partial<BankLimits>;
+  clock?: Clock;
+  random?: RandomSource;
+  logger?: Logger;
+};
+
+export type RunningBank = {
+  host: string;
+  port: number;
+  terminalKey: Buffer;
+  connectionCount(): number;
+  /** Stops accepting, lets in-flight requests finish, flushes and closes everything. */
+  close(): Promise<void>;
+};
+
+export async function startBankServer(options: BankServerOptions): Promise<RunningBank> {
+  const random = options.random ?? secureRandom;
+  const clock = options.clock ?? (() => new Date());
+  const logger = options.logger ?? silentLogger;
+  const limits: BankLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const paths = prepareDataDir(options.dataDir, random);
+  const terminalKey = readBankAuth(paths.bankAuth);
+  const ledger = new SqliteLedger(paths.ledger);
+  const { writer: audit, tornBytes } = AuditWriter.open(paths.dir, readAuditKey(paths.auditKey), random);
+  const bank = new Bank({ ledger, audit, clock, bcryptCost: options.bcryptCost ?? DEFAULT_BCRYPT_COST });
+  const system = { atmId: null, username: null, accountId: null };
+  if (tornBytes > 0) bank.record(system, 'audit_recovered', 'ok', `${tornBytes} torn bytes trimmed`);
+
+  const connections = new Set<BankConnection>();
+  const server = net.createServer((socket) => {
+    let handshaking = 0;
+    for (const connection of connections) if (connection.isHandshaking) handshaking += 1;
+    if (handshaking >= limits.maxHandshaking) {
+      socket.destroy();
+      return;
+    }
+    const connection = new BankConnection(socket, { bank, terminalKey, random, limits, logger });
+    connections.add(connection);
+    socket.on('close', () => connections.delete(connection));
+  });
+  server.maxConnections = limits.maxConnections;
+  server.on('error', (error) => logger.error({ action: 'listen', outcome: String(error) }, 'server error'));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('bank server has no TCP address');
+  bank.record(system, 'bank_start', 'ok', `${options.host}:${address.port}`);
+
+  let closing: Promise<void> | null = null;
+  return {
+    host: options.host,
+    port: address.port,
+    terminalKey,
+    connectionCount: () => connections.size,
+    close: () => {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        await Promise.all([...connections].map((connection) => connection.drain()));
+        await stopped;
+        bank.record(system, 'bank_stop', 'ok');
+        audit.close();
+        await ledger.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,213 @@
+/**
+ * Banking rules, independent of the wire: signup, login with lockout, money
+ * movements, balance and statement. Every decision is audited before it is
+ * answered; a failed audit write refuses the operation.
+ */
+import bcrypt from 'bcrypt';
+
+import type { AuditAction, AuditEvent } from '../audit/event.ts';
+import type { AuditSink } from '../audit/writer.ts';
+import { BankError } from '../protocol/errors.ts';
+import type { MoneyResult, StatementEntry } from '../protocol/messages.ts';
+import { checkTransactionCents } from '../protocol/money.ts';
+import type { Account, Ledger, MoneyKind, MoneyOutcome } from './ledger.ts';
+
+export const USERNAME_PATTERN = /^[a-z0-9_.-]{3,32}$/;
+export const PASSWORD_MIN_BYTES = 8;
+/** bcrypt only reads 72 bytes; longer passwords are refused, never silently truncated. */
+export const PASSWORD_MAX_BYTES = 72;
+export const MAX_FAILED_LOGINS = 5;
+export const LOCKOUT_MS = 30 * 60 * 1000;
+export const STATEMENT_LENGTH = 10;
+
+/** One message for unknown user, wrong password and locked account, so none can be told apart. */
+export const LOGIN_FAILED_MESSAGE =
+  'Invalid username or password. After 5 failed attempts an account is locked for 30 minutes.';
+
+export type Clock = () => Date;
+
+export type BankOptions = {
+  ledger: Ledger;
+  audit: AuditSink;
+  clock: Clock;
+  bcryptCost: number;
+};
+
+/** Who is asking: which ATM, and (after login) which customer. */
+export type Actor = { atmId: number | null; username: string | null; accountId: number | null };
+
+export type LoggedIn = { accountId: number; username: string };
+
+export function normalizeUsername(input: string): string | null {
+  const username = input.toLowerCase();
+  return USERNAME_PATTERN.test(username) ? username : null;
+}
+
+export function checkPassword(password: string): string | null {
+  const bytes = Buffer.byteLength(password, 'utf8');
+  if (bytes < PASSWORD_MIN_BYTES) return `Passwords must be at least ${PASSWORD_MIN_BYTES} characters.`;
+  if (bytes > PASSWORD_MAX_BYTES) return `Passwords must be at most ${PASSWORD_MAX_BYTES} bytes.`;
+  // bcrypt stops at a NUL byte, which would silently shorten the password.
+  if (password.includes('\u0000')) return 'Passwords cannot contain a NUL character.';
+  return null;
+}
+
+export class Bank {
+  private readonly ledger: Ledger;
+  private readonly audit: AuditSink;
+  private readonly clock: Clock;
+  private readonly bcryptCost: number;
+  private dummyHash: Promise<string> | null = null;
+
+  constructor(options: BankOptions) {
+    this.ledger = options.ledger;
+    this.audit = options.audit;
+    this.clock = options.clock;
+    this.bcryptCost = options.bcryptCost;
+  }
+
+  /** Records an event that is not tied to a customer operation (protocol failures, start, stop). */
+  record(actor: Actor, action: AuditAction, outcome: string, detail?: string): void {
+    this.audit.append(this.event(actor, action, null, outcome, detail));
+  }
+
+  async signup(actor: Actor, rawUsername: string, password: string): Promise<{ username: string }> {
+    const username = normalizeUsername(rawUsername);
+    if (!username) {
+      this.audited(actor, 'signup', null, 'invalid_username', rawUsername);
+      throw new BankError('ERR_INVALID_USERNAME', 'Usernames are 3 to 32 characters: letters, digits, and . _ -');
+    }
+    const who = { ...actor, username };
+    const passwordProblem = checkPassword(password);
+    if (passwordProblem) {
+      this.audited(who, 'signup', null, 'invalid_password');
+      throw new BankError('ERR_INVALID_PASSWORD', passwordProblem);
+    }
+    // bcrypt's async API runs on the libuv thread pool, off the event loop.
+    const hash = await bcrypt.hash(password, this.bcryptCost);
+    const account = await this.ledger.createAccount(username, hash, this.now());
+    if (!account) {
+      this.audited(who, 'signup', null, 'username_taken');
+      throw new BankError('ERR_USERNAME_TAKEN', 'That username is taken. Choose another.');
+    }
+    this.audited({ ...who, accountId: account.id }, 'signup', null, 'ok');
+    return { username };
+  }
+
+  async login(actor: Actor, rawUsername: string, password: string): Promise<LoggedIn> {
+    const username = normalizeUsername(rawUsername);
+    const account = username ? await this.ledger.findAccount(username) : null;
+    // Always run bcrypt, against a dummy hash for unknown users, so the answer
+    // takes about as long whether or not the account exists.
+    const matches = await bcrypt.compare(password, account?.passwordHash ?? (await this.getDummyHash()));
+    const who: Actor = { ...actor, username: username ?? rawUsername, accountId: account?.id ?? null };
+    if (!account) {
+      this.audited(who, 'login', null, 'unknown_user');
+      throw new BankError('ERR_AUTH_FAILED', LOGIN_FAILED_MESSAGE);
+    }
+    const nowMs = this.clock().getTime();
+    if (account.lockedUntil !== null && account.lockedUntil > nowMs) {
+      this.audited(who, 'login', null, 'locked', `until ${new Date(account.lockedUntil).toISOString()}`);
+      throw new BankError('ERR_AUTH_FAILED', LOGIN_FAILED_MESSAGE);
+    }
+    if (!matches || checkPassword(password) !== null) {
+      await this.countFailure(who, account, nowMs);
+      throw new BankError('ERR_AUTH_FAILED', LOGIN_FAILED_MESSAGE);
+    }
+    await this.ledger.recordLoginSuccess(account.id);
+    this.audited(who, 'login', null, 'ok');
+    return { accountId: account.id, username: account.username };
+  }
+
+  logout(actor: Actor): void {
+    this.audited(actor, 'logout', null, 'ok');
+  }
+
+  async move(actor: Actor, kind: MoneyKind, txId: string, amountCents: number): Promise<MoneyResult> {
+    const accountId = requireAccount(actor);
+    const amount = checkTransactionCents(amountCents);
+    if (!amount.ok) {
+      this.audited(actor, kind, null, 'invalid_amount', txId);
+      throw new BankError('ERR_INVALID_AMOUNT', amount.reason);
+    }
+    let outcome: MoneyOutcome;
+    try {
+      outcome = await this.ledger.applyMoney(
+        { accountId, txId, kind, amountCents: amount.cents, at: this.now() },
+        // Inside the ledger transaction: if this audit write fails, nothing commits.
+        (fresh) => this.audit.append(this.event(actor, kind, amount.cents, outcomeName(fresh), txId)),
+      );
+    } catch (error) {
+      if (error instanceof BankError) throw error;
+      throw new BankError('ERR_UNAVAILABLE', 'The transaction could not be recorded. Nothing was changed.');
+    }
+    if (outcome.status === 'conflict') {
+      this.audited(actor, kind, amount.cents, 'tx_conflict', txId);
+      throw new BankError('ERR_TX_CONFLICT', 'This transaction id was already used for a different request.');
+    }
+    if (outcome.replayed) this.audited(actor, kind, amount.cents, `replayed_${outcome.status}`, txId);
+    if (outcome.status === 'insufficient_funds') throw new BankError('ERR_INSUFFICIENT_FUNDS', 'Insufficient funds');
+    if (outcome.status === 'balance_limit') {
+      throw new BankError('ERR_BALANCE_LIMIT', 'This deposit would take the balance over the account limit.');
+    }
+    return { op: kind, txId, amountCents: amount.cents, balanceCents: outcome.balanceCents, replayed: outcome.replayed };
+  }
+
+  async balance(actor: Actor): Promise<number> {
+    const balance = await this.ledger.balance(requireAccount(actor));
+    this.audited(actor, 'balance', null, 'ok');
+    return balance;
+  }
+
+  async statement(actor: Actor): Promise<{ balanceCents: number; entries: StatementEntry[] }> {
+    const accountId = requireAccount(actor);
+    const [balanceCents, entries] = await Promise.all([
+      this.ledger.balance(accountId),
+      this.ledger.statement(accountId, STATEMENT_LENGTH),
+    ]);
+    this.audited(actor, 'statement', null, 'ok');
+    return { balanceCents, entries };
+  }
+
+  private async countFailure(who: Actor, account: Account, nowMs: number): Promise<void> {
+    const result = await this.ledger.recordLoginFailure(account.id, (failures) =>
+      failures >= MAX_FAILED_LOGINS ? nowMs + LOCKOUT_MS : null,
+    );
+    this.audited(who, 'login', null, 'bad_password', `failure ${result.failures}`);
+    if (result.failures >= MAX_FAILED_LOGINS) {
+      this.audited(who, 'lockout', null, 'locked', `until ${new Date(nowMs + LOCKOUT_MS).toISOString()}`);
+    }
+  }
+
+  private getDummyHash(): Promise<string> {
+    this.dummyHash ??= bcrypt.hash('not-a-real-password-just-for-timing', this.bcryptCost);
+    return this.dummyHash;
+  }
+
+  private audited(actor: Actor, action: AuditAction, amountCents: number | null, outcome: string, detail?: string): void {
+    try {
+      this.audit.append(this.event(actor, action, amountCents, outcome, detail));
+    } catch {
+      throw new BankError('ERR_UNAVAILABLE', 'The bank cannot record this operation right now. Nothing was changed.');
+    }
+  }
+
+  private event(actor: Actor, action: AuditAction, amountCents: number | null, outcome: string, detail?: string): AuditEvent {
+    const event: AuditEvent = { at: this.now(), atm: actor.atmId, user: actor.username, action, amountCents, outcome };
+    if (detail !== undefined) event.detail = detail;
+    return event;
+  }
+
+  private now(): string {
+    return this.clock().toISOString();
+  }
+}
+
+function requireAccount(actor: Actor): number {
+  if (actor.accountId === null) throw new BankError('ERR_NOT_LOGGED_IN', 'Log in first.');
+  return actor.accountId;
+}
+
+function outcomeName(outcome: MoneyOutcome): string {
+  return outcome.status === 'applied' ? 'ok' : outcome.status;
+}

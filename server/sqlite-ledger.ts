@@ -1,0 +1,192 @@
+/**
+ * The ledger in embedded SQLite (better-sqlite3). WAL mode with
+ * `synchronous = FULL`: a commit is fsynced before it returns, so an
+ * acknowledged movement survives `kill -9` and power loss. The schema itself
+ * forbids a negative balance; each movement updates the balance and appends
+ * its journal row in one transaction.
+ */
+import fs from 'node:fs';
+
+import Database from 'better-sqlite3';
+
+import { MAX_BALANCE_CENTS } from '../protocol/money.ts';
+import type { StatementEntry } from '../protocol/messages.ts';
+import type { Account, Ledger, MoneyKind, MoneyOutcome, MoneyRequest } from './ledger.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS accounts (
+  id            INTEGER PRIMARY KEY,
+  username      TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+  password_hash TEXT    NOT NULL,
+  balance_cents INTEGER NOT NULL DEFAULT 0 CHECK (balance_cents >= 0 AND balance_cents <= ${MAX_BALANCE_CENTS}),
+  failed_logins INTEGER NOT NULL DEFAULT 0 CHECK (failed_logins >= 0),
+  locked_until  INTEGER,
+  created_at    TEXT    NOT NULL
+) STRICT;
+
+-- Every money request, applied or refused, keyed by the client's txId so a
+-- retry is answered from here instead of being applied twice.
+CREATE TABLE IF NOT EXISTS journal (
+  id                  INTEGER PRIMARY KEY,
+  account_id          INTEGER NOT NULL REFERENCES accounts (id),
+  tx_id               TEXT    NOT NULL,
+  kind                TEXT    NOT NULL CHECK (kind IN ('deposit', 'withdraw')),
+  amount_cents        INTEGER NOT NULL CHECK (amount_cents > 0),
+  status              TEXT    NOT NULL CHECK (status IN ('applied', 'insufficient_funds', 'balance_limit')),
+  balance_after_cents INTEGER NOT NULL CHECK (balance_after_cents >= 0),
+  created_at          TEXT    NOT NULL,
+  UNIQUE (account_id, tx_id)
+) STRICT;
+
+CREATE INDEX IF NOT EXISTS journal_statement ON journal (account_id, status, id);
+`;
+
+type AccountRow = {
+  id: number;
+  username: string;
+  password_hash: string;
+  balance_cents: number;
+  failed_logins: number;
+  locked_until: number | null;
+};
+
+type JournalRow = { kind: MoneyKind; amount_cents: number; status: Exclude<MoneyOutcome['status'], 'conflict'>; balance_after_cents: number };
+
+function toAccount(row: AccountRow): Account {
+  return {
+    id: row.id,
+    username: row.username,
+    passwordHash: row.password_hash,
+    balanceCents: row.balance_cents,
+    failedLogins: row.failed_logins,
+    lockedUntil: row.locked_until,
+  };
+}
+
+function prepareStatements(db: Database.Database) {
+return {
+    insertAccount: db.prepare<[string, string, string], AccountRow>(
+      `INSERT INTO accounts (username, password_hash, created_at) VALUES (?, ?, ?)
+       ON CONFLICT (username) DO NOTHING RETURNING *`,
+    ),
+    findAccount: db.prepare<[string], AccountRow>('SELECT * FROM accounts WHERE username = ?'),
+    countFailure: db.prepare<[number], { failed_logins: number; locked_until: number | null }>(
+      `UPDATE accounts SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins, locked_until`,
+    ),
+    lock: db.prepare<[number, number]>('UPDATE accounts SET failed_logins = 0, locked_until = ? WHERE id = ?'),
+    resetFailures: db.prepare<[number]>('UPDATE accounts SET failed_logins = 0, locked_until = NULL WHERE id = ?'),
+    balance: db.prepare<[number], { balance_cents: number }>('SELECT balance_cents FROM accounts WHERE id = ?'),
+    findTx: db.prepare<[number, string], JournalRow>(
+      'SELECT kind, amount_cents, status, balance_after_cents FROM journal WHERE account_id = ? AND tx_id = ?',
+    ),
+    setBalance: db.prepare<[number, number]>('UPDATE accounts SET balance_cents = ? WHERE id = ?'),
+    insertJournal: db.prepare<[number, string, MoneyKind, number, string, number, string]>(
+      `INSERT INTO journal (account_id, tx_id, kind, amount_cents, status, balance_after_cents, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    statement: db.prepare<[number, number], { created_at: string; kind: MoneyKind; amount_cents: number; balance_after_cents: number }>(
+      `SELECT created_at, kind, amount_cents, balance_after_cents FROM journal
+       WHERE account_id = ? AND status = 'applied' ORDER BY id DESC LIMIT ?`,
+    ),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+export class SqliteLedger implements Ledger {
+  private readonly db: Database.Database;
+  private readonly statements: Statements;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    fs.chmodSync(file, 0o600);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    this.statements = prepareStatements(this.db);
+  }
+
+  async createAccount(username: string, passwordHash: string, at: string): Promise<Account | null> {
+    const row = this.statements.insertAccount.get(username, passwordHash, at);
+    return row ? toAccount(row) : null;
+  }
+
+  async findAccount(username: string): Promise<Account | null> {
+    const row = this.statements.findAccount.get(username);
+    return row ? toAccount(row) : null;
+  }
+
+  async recordLoginFailure(
+    accountId: number,
+    lockUntil: (failures: number) => number | null,
+  ): Promise<{ failures: number; lockedUntil: number | null }> {
+    return this.db.transaction(() => {
+      const row = this.statements.countFailure.get(accountId);
+      if (!row) return { failures: 0, lockedUntil: null };
+      const until = lockUntil(row.failed_logins);
+      if (until === null) return { failures: row.failed_logins, lockedUntil: row.locked_until };
+      this.statements.lock.run(until, accountId);
+      return { failures: row.failed_logins, lockedUntil: until };
+    }).immediate();
+  }
+
+  async recordLoginSuccess(accountId: number): Promise<void> {
+    this.statements.resetFailures.run(accountId);
+  }
+
+  async applyMoney(request: MoneyRequest, beforeCommit: (outcome: MoneyOutcome) => void): Promise<MoneyOutcome> {
+    return this.db.transaction((): MoneyOutcome => {
+      const previous = this.statements.findTx.get(request.accountId, request.txId);
+      if (previous) {
+        if (previous.kind !== request.kind || previous.amount_cents !== request.amountCents) return { status: 'conflict' };
+        return { status: previous.status, balanceCents: previous.balance_after_cents, replayed: true };
+      }
+      const current = this.statements.balance.get(request.accountId);
+      if (!current) throw new Error('account vanished');
+      const outcome = decide(current.balance_cents, request);
+      if (outcome.status === 'applied') this.statements.setBalance.run(outcome.balanceCents, request.accountId);
+      this.statements.insertJournal.run(
+        request.accountId,
+        request.txId,
+        request.kind,
+        request.amountCents,
+        outcome.status,
+        outcome.balanceCents,
+        request.at,
+      );
+      beforeCommit(outcome);
+      return outcome;
+    }).immediate();
+  }
+
+  async balance(accountId: number): Promise<number> {
+    const row = this.statements.balance.get(accountId);
+    if (!row) throw new Error('unknown account');
+    return row.balance_cents;
+  }
+
+  async statement(accountId: number, limit: number): Promise<StatementEntry[]> {
+    return this.statements.statement.all(accountId, limit).map((row) => ({
+      at: row.created_at,
+      kind: row.kind,
+      amountCents: row.amount_cents,
+      balanceAfterCents: row.balance_after_cents,
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
+
+function decide(balance: number, request: MoneyRequest): Exclude<MoneyOutcome, { status: 'conflict' }> {
+  if (request.kind === 'withdraw') {
+    if (request.amountCents > balance) return { status: 'insufficient_funds', balanceCents: balance, replayed: false };
+    return { status: 'applied', balanceCents: balance - request.amountCents, replayed: false };
+  }
+  const next = balance + request.amountCents;
+  if (next > MAX_BALANCE_CENTS) return { status: 'balance_limit', balanceCents: balance, replayed: false };
+  return { status: 'applied', balanceCents: next, replayed: false };
+}

@@ -1,0 +1,43 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { BankClient } from '../protocol/client.ts';
+import { startBankServer, type BankServerOptions, type RunningBank } from '../server/bank-server.ts';
+
+export function tempDir(prefix = 'atm-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export type TestBank = {
+  bank: RunningBank;
+  dataDir: string;
+  connect(atmId?: number): Promise<BankClient>;
+  stop(): Promise<void>;
+};
+
+/** A real bank on an ephemeral port and a temp data dir, with cheap bcrypt. */
+export async function startTestBank(options: Partial<BankServerOptions> = {}): Promise<TestBank> {
+  const dataDir = options.dataDir ?? tempDir();
+  const bank = await startBankServer({ host: '127.0.0.1', port: 0, dataDir, bcryptCost: 4, ...options });
+  const clients: BankClient[] = [];
+  return {
+    bank,
+    dataDir,
+    async connect(atmId = 1) {
+      const client = await BankClient.connect({ host: bank.host, port: bank.port, terminalKey: bank.terminalKey, atmId });
+      clients.push(client);
+      return client;
+    },
+    async stop() {
+      for (const client of clients) client.close();
+      await bank.close();
+    },
+  };
+}
+
+let counter = 0;
+export function uniqueTxId(): string {
+  counter += 1;
+  return `tx-${process.pid}-${Date.now()}-${counter}`;
+}
