@@ -137,13 +137,15 @@ export class RecordSession {
     if (record.readUInt8(2 + SESSION_ID_BYTES) !== state.direction) {
       throw new ProtocolError('ERR_WRONG_DIRECTION', 'record travels in the wrong direction');
     }
+    // The sequence number is public, so checking it first leaks nothing and
+    // lets the audit log tell a replay from a forgery; the MAC still covers it.
+    const seq = record.readBigUInt64BE(3 + SESSION_ID_BYTES);
+    if (seq !== state.nextSeq) throw new ProtocolError('ERR_SEQUENCE', 'record is replayed, reordered or skipped');
     const macStart = record.length - MAC_BYTES;
     const expectedMac = hmacSha256(state.keys.macKey, record.subarray(0, macStart));
     if (!constantTimeEqual(expectedMac, record.subarray(macStart))) {
       throw new ProtocolError('ERR_BAD_MAC', 'record MAC does not verify');
     }
-    const seq = record.readBigUInt64BE(3 + SESSION_ID_BYTES);
-    if (seq !== state.nextSeq) throw new ProtocolError('ERR_SEQUENCE', 'record is replayed, reordered or skipped');
     if (contentType !== ContentType.Request && contentType !== ContentType.Response) {
       throw new ProtocolError('ERR_BAD_MESSAGE', 'unknown content type');
     }
@@ -174,14 +176,20 @@ function encodeHeader(contentType: ContentType, sessionId: Buffer, direction: Di
  * are replaced by a one-way HKDF step over them and the old ones are erased,
  * so keys captured at message n cannot open messages before n.
  */
-function advance(state: DirectionState, sessionId: Buffer): void {
-  const seq = Buffer.alloc(8);
-  seq.writeBigUInt64BE(state.nextSeq);
-  const ikm = Buffer.concat([state.keys.encKey, state.keys.macKey]);
-  const info = Buffer.concat([RATCHET_LABEL, Buffer.of(state.direction), seq]);
+export function nextKeys(keys: SessionKeys, sessionId: Buffer, direction: Direction, seq: bigint): SessionKeys {
+  const seqBytes = Buffer.alloc(8);
+  seqBytes.writeBigUInt64BE(seq);
+  const ikm = Buffer.concat([keys.encKey, keys.macKey]);
+  const info = Buffer.concat([RATCHET_LABEL, Buffer.of(direction), seqBytes]);
   const next = hkdfSha256(ikm, sessionId, info, 2 * KEY_BYTES);
-  wipe(ikm, state.keys.encKey, state.keys.macKey);
-  state.keys = { encKey: Buffer.from(next.subarray(0, KEY_BYTES)), macKey: Buffer.from(next.subarray(KEY_BYTES)) };
-  wipe(next);
+  const result = { encKey: Buffer.from(next.subarray(0, KEY_BYTES)), macKey: Buffer.from(next.subarray(KEY_BYTES)) };
+  wipe(ikm, next);
+  return result;
+}
+
+function advance(state: DirectionState, sessionId: Buffer): void {
+  const next = nextKeys(state.keys, sessionId, state.direction, state.nextSeq);
+  wipe(state.keys.encKey, state.keys.macKey);
+  state.keys = next;
   state.nextSeq += 1n;
 }

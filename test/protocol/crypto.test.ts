@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+
+import {
+  aes256GcmOpen,
+  aes256GcmSeal,
+  constantTimeEqual,
+  hkdfSha256,
+  x25519KeyPair,
+  x25519SharedSecret,
+} from '../../protocol/crypto.ts';
+import { fixedRandom } from './fixtures.ts';
+
+const hex = (value: string): Buffer => Buffer.from(value.replace(/\s+/g, ''), 'hex');
+
+// RFC 5869 Appendix A, test cases 1 to 3 (the SHA-256 ones).
+const RFC5869 = [
+  {
+    name: 'A.1 basic',
+    ikm: '0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b',
+    salt: '000102030405060708090a0b0c',
+    info: 'f0f1f2f3f4f5f6f7f8f9',
+    length: 42,
+    okm: '3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865',
+  },
+  {
+    name: 'A.2 longer inputs',
+    ikm: Array.from({ length: 80 }, (_, i) => i.toString(16).padStart(2, '0')).join(''),
+    salt: Array.from({ length: 80 }, (_, i) => (0x60 + i).toString(16).padStart(2, '0')).join(''),
+    info: Array.from({ length: 80 }, (_, i) => (0xb0 + i).toString(16).padStart(2, '0')).join(''),
+    length: 82,
+    okm: `b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09
+          da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87`,
+  },
+  {
+    name: 'A.3 empty salt and info',
+    ikm: '0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b',
+    salt: '',
+    info: '',
+    length: 42,
+    okm: '8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8',
+  },
+];
+
+describe('HKDF-SHA256', () => {
+  for (const vector of RFC5869) {
+    it(`matches RFC 5869 ${vector.name}`, () => {
+      const okm = hkdfSha256(hex(vector.ikm), hex(vector.salt), hex(vector.info), vector.length);
+      expect(okm.toString('hex')).toBe(hex(vector.okm).toString('hex'));
+    });
+  }
+});
+
+describe('X25519', () => {
+  it('matches the RFC 7748 §6.1 Diffie-Hellman vector', () => {
+    const alice = x25519KeyPair(() => hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a'));
+    const bob = x25519KeyPair(() => hex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb'));
+    expect(alice.publicKey.toString('hex')).toBe('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
+    expect(bob.publicKey.toString('hex')).toBe('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
+    const shared = '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742';
+    expect(x25519SharedSecret(alice, bob.publicKey)?.toString('hex')).toBe(shared);
+    expect(x25519SharedSecret(bob, alice.publicKey)?.toString('hex')).toBe(shared);
+  });
+
+  it('refuses a low-order peer key instead of returning an all-zero secret', () => {
+    const own = x25519KeyPair(fixedRandom(1));
+    expect(x25519SharedSecret(own, Buffer.alloc(32))).toBeNull();
+    expect(x25519SharedSecret(own, Buffer.alloc(31))).toBeNull();
+  });
+});
+
+describe('AES-256-GCM', () => {
+  it('opens what it sealed and refuses a changed byte, tag or additional data', () => {
+    const key = Buffer.alloc(32, 7);
+    const sealed = aes256GcmSeal(key, Buffer.alloc(12, 1), Buffer.from('audit line'), Buffer.from('aad'));
+    expect(aes256GcmOpen(key, sealed, Buffer.from('aad'))?.toString()).toBe('audit line');
+    expect(aes256GcmOpen(key, sealed, Buffer.from('aaD'))).toBeNull();
+    const flipped = Buffer.from(sealed.ciphertext);
+    flipped[0] = (flipped[0] ?? 0) ^ 1;
+    expect(aes256GcmOpen(key, { ...sealed, ciphertext: flipped }, Buffer.from('aad'))).toBeNull();
+    expect(aes256GcmOpen(key, { ...sealed, tag: Buffer.alloc(16) }, Buffer.from('aad'))).toBeNull();
+  });
+});
+
+describe('constantTimeEqual', () => {
+  it('is false for different lengths instead of throwing', () => {
+    expect(constantTimeEqual(Buffer.alloc(3), Buffer.alloc(4))).toBe(false);
+    expect(constantTimeEqual(Buffer.from('ab'), Buffer.from('ab'))).toBe(true);
+  });
+});

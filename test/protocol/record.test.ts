@@ -1,0 +1,196 @@
+import { describe, expect, it } from 'vitest';
+
+import { ProtocolError } from '../../protocol/errors.ts';
+import {
+  CHANNEL_SESSION_ID,
+  ContentType,
+  Direction,
+  RECORD_HEADER_BYTES,
+  RecordSession,
+  deriveSessionKeys,
+  nextKeys,
+} from '../../protocol/record.ts';
+import { aes256CbcDecrypt, hmacSha256 } from '../../protocol/crypto.ts';
+import { fixedRandom } from './fixtures.ts';
+
+const SESSION_ID = Buffer.from('0102030405060708', 'hex');
+const MASTER = Buffer.alloc(32, 9);
+const TRANSCRIPT = Buffer.alloc(32, 3);
+
+function pair(sessionId = SESSION_ID) {
+  const keys = deriveSessionKeys(MASTER, TRANSCRIPT, sessionId);
+  return {
+    atm: new RecordSession(sessionId, keys, Direction.AtmToBank, fixedRandom(1)),
+    bank: new RecordSession(sessionId, keys, Direction.BankToAtm, fixedRandom(2)),
+  };
+}
+
+function expectCode(action: () => unknown, code: string): void {
+  let caught: unknown = null;
+  try {
+    action();
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(ProtocolError);
+  expect((caught as ProtocolError).code).toBe(code);
+}
+
+const request = (text: string): Buffer => Buffer.from(text);
+
+describe('session keys', () => {
+  it('are 64 HKDF bytes split into encryption and MAC keys, bound to the session id', () => {
+    const keys = deriveSessionKeys(MASTER, TRANSCRIPT, SESSION_ID);
+    expect(keys.encKey).toHaveLength(32);
+    expect(keys.macKey).toHaveLength(32);
+    expect(keys.encKey.equals(keys.macKey)).toBe(false);
+    const other = deriveSessionKeys(MASTER, TRANSCRIPT, CHANNEL_SESSION_ID);
+    expect(other.encKey.equals(keys.encKey)).toBe(false);
+    const otherConnection = deriveSessionKeys(MASTER, Buffer.alloc(32, 4), SESSION_ID);
+    expect(otherConnection.macKey.equals(keys.macKey)).toBe(false);
+  });
+});
+
+describe('RecordSession', () => {
+  it('opens what the other side sealed, in both directions, many times', () => {
+    const { atm, bank } = pair();
+    for (let i = 0; i < 5; i += 1) {
+      const opened = bank.open(atm.seal(ContentType.Request, request(`deposit ${i}`)));
+      expect(opened.plaintext.toString()).toBe(`deposit ${i}`);
+      expect(opened.seq).toBe(BigInt(i));
+      expect(atm.open(bank.seal(ContentType.Response, request(`ok ${i}`))).plaintext.toString()).toBe(`ok ${i}`);
+    }
+  });
+
+  it('lays out the header as version, type, session id, direction and sequence', () => {
+    const { atm } = pair();
+    atm.seal(ContentType.Request, request('first'));
+    const record = atm.seal(ContentType.Request, request('second'));
+    expect(record.subarray(0, RECORD_HEADER_BYTES).toString('hex')).toBe('0101' + '0102030405060708' + '01' + '0000000000000001');
+  });
+
+  it('never shows the plaintext and uses a fresh IV each time', () => {
+    const { atm } = pair();
+    const a = atm.seal(ContentType.Request, request('same text'));
+    const b = atm.seal(ContentType.Request, request('same text'));
+    expect(a.includes(Buffer.from('same text'))).toBe(false);
+    expect(a.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + 16).equals(b.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + 16))).toBe(false);
+  });
+
+  it('rejects a flipped bit anywhere: header, IV, ciphertext or MAC', () => {
+    const { atm } = pair();
+    const record = atm.seal(ContentType.Request, request('withdraw 100'));
+    for (let index = 0; index < record.length; index += 1) {
+      const tampered = Buffer.from(record);
+      tampered[index] = (tampered[index] ?? 0) ^ 0x80;
+      const { bank } = pair();
+      let code = '';
+      try {
+        bank.open(tampered);
+      } catch (error) {
+        code = (error as ProtocolError).code;
+      }
+      expect(code, `byte ${index}`).toMatch(/^ERR_(BAD_MAC|RECORD_VERSION|UNKNOWN_SESSION|WRONG_DIRECTION|SEQUENCE)$/);
+    }
+  });
+
+  it('rejects ciphertext and padding manipulation by the MAC, before decrypting', () => {
+    const { atm, bank } = pair();
+    const record = atm.seal(ContentType.Request, request('pad me'));
+    const lastCipherByte = record.length - 32 - 1;
+    const tampered = Buffer.from(record);
+    tampered[lastCipherByte - 16] = (tampered[lastCipherByte - 16] ?? 0) ^ 0x01;
+    expectCode(() => bank.open(tampered), 'ERR_BAD_MAC');
+  });
+
+  it('rejects a reflected bank->ATM record sent back to the bank', () => {
+    const { atm, bank } = pair();
+    bank.open(atm.seal(ContentType.Request, request('balance')));
+    const answer = bank.seal(ContentType.Response, request('balance is 100'));
+    expectCode(() => bank.open(answer), 'ERR_WRONG_DIRECTION');
+  });
+
+  it('rejects a record whose direction byte was rewritten', () => {
+    const answer = pair().bank.seal(ContentType.Response, request('x'));
+    answer[RECORD_HEADER_BYTES - 9] = Direction.AtmToBank;
+    expectCode(() => pair().bank.open(answer), 'ERR_BAD_MAC');
+  });
+
+  it('rejects a replayed record', () => {
+    const { atm, bank } = pair();
+    const record = atm.seal(ContentType.Request, request('deposit 5'));
+    bank.open(record);
+    expectCode(() => bank.open(record), 'ERR_SEQUENCE');
+  });
+
+  it('rejects a replayed record whose sequence number was rewritten to the expected one', () => {
+    const { atm, bank } = pair();
+    const record = atm.seal(ContentType.Request, request('deposit 5'));
+    bank.open(record);
+    const rewritten = Buffer.from(record);
+    rewritten.writeBigUInt64BE(1n, 11);
+    expectCode(() => bank.open(rewritten), 'ERR_BAD_MAC');
+  });
+
+  it('rejects a skipped record (a dropped message desynchronises the session)', () => {
+    const { atm, bank } = pair();
+    atm.seal(ContentType.Request, request('dropped by the attacker'));
+    expectCode(() => bank.open(atm.seal(ContentType.Request, request('next'))), 'ERR_SEQUENCE');
+  });
+
+  it('rejects records delivered out of order', () => {
+    const { atm, bank } = pair();
+    atm.seal(ContentType.Request, request('one'));
+    const second = atm.seal(ContentType.Request, request('two'));
+    expectCode(() => bank.open(second), 'ERR_SEQUENCE');
+  });
+
+  it('rejects truncated and misaligned records', () => {
+    const { atm } = pair();
+    const record = atm.seal(ContentType.Request, request('withdraw 100'));
+    for (const length of [0, 10, RECORD_HEADER_BYTES, record.length - 1, record.length - 32]) {
+      expectCode(() => pair().bank.open(record.subarray(0, length)), 'ERR_TRUNCATED');
+    }
+  });
+
+  it('rejects a record naming another session', () => {
+    const record = pair(Buffer.from('ffffffffffffffff', 'hex')).atm.seal(ContentType.Request, request('x'));
+    expectCode(() => pair().bank.open(record), 'ERR_UNKNOWN_SESSION');
+  });
+
+  it('rejects a record sealed by another session that claims this session id (impersonation)', () => {
+    const otherKeys = deriveSessionKeys(Buffer.alloc(32, 1), TRANSCRIPT, SESSION_ID);
+    const mallory = new RecordSession(SESSION_ID, otherKeys, Direction.AtmToBank, fixedRandom(5));
+    expectCode(() => pair().bank.open(mallory.seal(ContentType.Request, request('withdraw all'))), 'ERR_BAD_MAC');
+  });
+
+  it('stops working after a failure and after destroy', () => {
+    const { atm, bank } = pair();
+    expectCode(() => bank.open(Buffer.alloc(100)), 'ERR_TRUNCATED');
+    expectCode(() => bank.open(atm.seal(ContentType.Request, request('x'))), 'ERR_CONNECTION_CLOSED');
+    atm.destroy();
+    expectCode(() => atm.seal(ContentType.Request, request('x')), 'ERR_CONNECTION_CLOSED');
+  });
+
+  it('moves its keys forward after every message, so keys taken at message n cannot open earlier ones', () => {
+    const keys = deriveSessionKeys(MASTER, TRANSCRIPT, SESSION_ID);
+    const { atm, bank } = pair();
+    const records = [0, 1, 2].map((i) => atm.seal(ContentType.Request, request(`message ${i}`)));
+    for (const record of records) bank.open(record);
+    // What an attacker who dumps memory after message 2 holds: the keys for message 2.
+    let stolen = keys;
+    for (const seq of [0n, 1n]) stolen = nextKeys(stolen, SESSION_ID, Direction.AtmToBank, seq);
+    const macStart = (record: Buffer): number => record.length - 32;
+    for (const record of records.slice(0, 2)) {
+      const mac = hmacSha256(stolen.macKey, record.subarray(0, macStart(record)));
+      expect(mac.equals(record.subarray(macStart(record)))).toBe(false);
+      const iv = record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + 16);
+      const plain = aes256CbcDecrypt(stolen.encKey, iv, record.subarray(RECORD_HEADER_BYTES + 16, macStart(record)));
+      expect(plain?.toString().startsWith('message')).not.toBe(true);
+    }
+    // ...while the same stolen keys do open message 2, so the test can tell.
+    const current = records[2] ?? Buffer.alloc(0);
+    const mac = hmacSha256(stolen.macKey, current.subarray(0, macStart(current)));
+    expect(mac.equals(current.subarray(macStart(current)))).toBe(true);
+  });
+});
