@@ -1,0 +1,259 @@
+import fs from 'node:fs';
+
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { verifyLogFile } from '../../audit/reader.ts';
+import { auditPaths } from '../../audit/writer.ts';
+import { BankError } from '../../protocol/errors.ts';
+import { AUDIT_KEY_FILE, readAuditKey } from '../../server/data-dir.ts';
+import { LOGIN_FAILED_MESSAGE } from '../../server/bank.ts';
+import { startTestBank, uniqueTxId, type TestBank } from '../helpers.ts';
+import path from 'node:path';
+
+let running: TestBank | null = null;
+afterEach(async () => {
+  await running?.stop();
+  running = null;
+});
+
+async function refusal(promise: Promise<unknown>): Promise<{ code: string; message: string }> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(BankError);
+    return { code: (error as BankError).code, message: (error as BankError).message };
+  }
+  throw new Error('expected the bank to refuse');
+}
+
+function auditEvents(dataDir: string) {
+  const key = readAuditKey(path.join(dataDir, AUDIT_KEY_FILE));
+  const log = verifyLogFile(key, auditPaths(dataDir).encrypted);
+  expect(log.firstBad).toBeNull();
+  return log.entries;
+}
+
+/** A clock tests can move. */
+function testClock(start = Date.parse('2026-01-01T00:00:00Z')) {
+  let now = start;
+  return { clock: () => new Date(now), advance: (ms: number) => (now += ms) };
+}
+
+describe('signup', () => {
+  it('creates an account at $0.00 and refuses the same name in another case', async () => {
+    running = await startTestBank();
+    const client = await running.connect();
+    expect(await client.signup('Alice', 'password1')).toEqual({ op: 'signup', username: 'alice' });
+    const session = await client.login('alice', 'password1');
+    expect(await client.balance(session)).toBe(0);
+    expect(await refusal(client.signup('ALICE', 'password2'))).toMatchObject({ code: 'ERR_USERNAME_TAKEN' });
+  });
+
+  it.each([
+    ['ab', 'ERR_INVALID_USERNAME'],
+    ['a'.repeat(33), 'ERR_INVALID_USERNAME'],
+    ['bad name', 'ERR_INVALID_USERNAME'],
+    ['évelyne', 'ERR_INVALID_USERNAME'],
+    ['x\nuser=admin', 'ERR_INVALID_USERNAME'],
+  ])('refuses the username %j', async (username, code) => {
+    running = await startTestBank();
+    const client = await running.connect();
+    expect(await refusal(client.signup(username, 'password1'))).toMatchObject({ code });
+  });
+
+  it('refuses passwords shorter than 8 or longer than 72 bytes instead of truncating', async () => {
+    running = await startTestBank();
+    const client = await running.connect();
+    expect(await refusal(client.signup('bob', 'short'))).toMatchObject({ code: 'ERR_INVALID_PASSWORD' });
+    expect(await refusal(client.signup('bob', 'p'.repeat(73)))).toMatchObject({ code: 'ERR_INVALID_PASSWORD' });
+    // 24 three-byte characters are 72 bytes: allowed; 25 are 75: refused.
+    expect(await refusal(client.signup('bob', '€'.repeat(25)))).toMatchObject({ code: 'ERR_INVALID_PASSWORD' });
+    await client.signup('bob', '€'.repeat(24));
+    await client.signup('carol', 'p'.repeat(72));
+    // A 73-byte password sharing the first 72 must not log in as carol.
+    expect(await refusal(client.login('carol', 'p'.repeat(72) + 'x'))).toMatchObject({ code: 'ERR_AUTH_FAILED' });
+  });
+});
+
+describe('login', () => {
+  it('gives one message for an unknown user and a wrong password', async () => {
+    running = await startTestBank();
+    const client = await running.connect();
+    await client.signup('dave', 'password1');
+    const unknown = await refusal(client.login('nobody', 'password1'));
+    const wrong = await refusal(client.login('dave', 'password2'));
+    expect(unknown).toEqual(wrong);
+    expect(wrong).toEqual({ code: 'ERR_AUTH_FAILED', message: LOGIN_FAILED_MESSAGE });
+  });
+
+  it('locks the account after 5 failures in a row for 30 minutes, then lets the right password in', async () => {
+    const time = testClock();
+    running = await startTestBank({ clock: time.clock });
+    const client = await running.connect();
+    await client.signup('erin', 'password1');
+    for (let i = 0; i < 5; i += 1) await refusal(client.login('erin', 'wrong-password'));
+    // Locked: even the right password is refused, with the same message.
+    expect(await refusal(client.login('erin', 'password1'))).toMatchObject({ code: 'ERR_AUTH_FAILED' });
+    time.advance(29 * 60_000);
+    expect(await refusal(client.login('erin', 'password1'))).toMatchObject({ code: 'ERR_AUTH_FAILED' });
+    time.advance(60_001);
+    const session = await client.login('erin', 'password1');
+    expect(session.username).toBe('erin');
+    const actions = auditEvents(running.dataDir).filter((event) => event.user === 'erin');
+    expect(actions.filter((event) => event.action === 'lockout')).toHaveLength(1);
+    expect(actions.filter((event) => event.outcome === 'locked' && event.action === 'login')).toHaveLength(2);
+  });
+
+  it('resets the failure count after a successful login', async () => {
+    running = await startTestBank();
+    const client = await running.connect();
+    await client.signup('fay', 'password1');
+    for (let i = 0; i < 4; i += 1) await refusal(client.login('fay', 'wrong-password'));
+    await client.login('fay', 'password1');
+    for (let i = 0; i < 4; i += 1) await refusal(client.login('fay', 'wrong-password'));
+    await client.login('fay', 'password1');
+  });
+
+  it('ends the bank session at logout', async () => {
+    running = await startTestBank();
+    const client = await running.connect();
+    await client.signup('gus', 'password1');
+    const session = await client.login('gus', 'password1');
+    await client.logout(session);
+    expect(await refusal(client.balance(session))).toMatchObject({ code: 'ERR_NOT_LOGGED_IN' });
+  });
+});
+
+describe('money', () => {
+  it('deposits, withdraws, refuses an overdraft and changes nothing', async () => {
+    running = await startTestBank();
+    const client = await running.connect();
+    await client.signup('hal', 'password1');
+    const session = await client.login('hal', 'password1');
+    expect(await client.deposit(session, uniqueTxId(), 15_000)).toMatchObject({ balanceCents: 15_000, replayed: false });
+    expect(await client.withdraw(session, uniqueTxId(), 5_000)).toMatchObject({ balanceCents: 10_000 });
+    expect(await refusal(client.withdraw(session, uniqueTxId(), 10_001))).toEqual({
+      code: 'ERR_INSUFFICIENT_FUNDS',
+      message: 'Insufficient funds',
+    });
+    expect(await client.balance(session)).toBe(10_000);
+    const statement = await client.statement(session);
+    expect(statement.balanceCents).toBe(10_000);
+    expect(statement.entries.map((entry) => [entry.kind, entry.amountCents, entry.balanceAfterCents])).toEqual([
+      ['withdraw', 5_000, 10_000],
+      ['deposit', 15_000, 15_000],
+    ]);
+  });
+
+  it('refuses zero, too large and non-integer amounts and changes nothing', async () => {
+    running = await startTestBank();
+    const client = await running.connect();
+    await client.signup('ivy', 'password1');
+    const session = await client.login('ivy', 'password1');
+    for (const amount of [0, 100_000_001]) {
+      expect(await refusal(client.deposit(session, uniqueTxId(), amount))).toMatchObject({ code: 'ERR_INVALID_AMOUNT' });
+    }
+    expect(await client.balance(session)).toBe(0);
+  });
+
+  it('applies a retried request with the same transaction id once and repeats the original answer', async () => {
+    running = await startTestBank();
+    const client = await running.connect();
+    await client.signup('jan', 'password1');
+    const session = await client.login('jan', 'password1');
+    const txId = uniqueTxId();
+    const first = await client.deposit(session, txId, 2_500);
+    const retry = await client.deposit(session, txId, 2_500);
+    expect(first).toMatchObject({ balanceCents: 2_500, replayed: false });
+    expect(retry).toMatchObject({ balanceCents: 2_500, replayed: true });
+    expect(await client.balance(session)).toBe(2_500);
+    // Also from another connection after a new login (the ATM reconnected).
+    const other = await running.connect(2);
+    const again = await other.login('jan', 'password1');
+    expect(await other.deposit(again, txId, 2_500)).toMatchObject({ balanceCents: 2_500, replayed: true });
+    // A refused withdrawal is answered the same way on retry.
+    const overdraft = uniqueTxId();
+    await refusal(client.withdraw(session, overdraft, 999_999));
+    await client.deposit(session, uniqueTxId(), 10_000_000);
+    expect(await refusal(client.withdraw(session, overdraft, 999_999))).toMatchObject({ code: 'ERR_INSUFFICIENT_FUNDS' });
+    // The same id for a different request is refused and changes nothing.
+    expect(await refusal(client.withdraw(session, txId, 2_500))).toMatchObject({ code: 'ERR_TX_CONFLICT' });
+    expect(await client.balance(session)).toBe(10_002_500);
+  });
+
+  it('gives exactly 50 successes for 100 concurrent $1 withdrawals against $50', async () => {
+    running = await startTestBank();
+    const setup = await running.connect();
+    await setup.signup('kim', 'password1');
+    await setup.deposit(await setup.login('kim', 'password1'), uniqueTxId(), 5_000);
+    // Ten ATMs, each with ten customer sessions for the same account, all at once.
+    const sessions = await Promise.all(
+      Array.from({ length: 10 }, async (_, atm) => {
+        const client = await running!.connect(atm + 10);
+        return Promise.all(Array.from({ length: 10 }, async () => ({ client, session: await client.login('kim', 'password1') })));
+      }),
+    );
+    const results = await Promise.allSettled(
+      sessions.flat().map(({ client, session }) => client.withdraw(session, uniqueTxId(), 100)),
+    );
+    const ok = results.filter((result) => result.status === 'fulfilled');
+    const refused = results.filter(
+      (result) => result.status === 'rejected' && (result.reason as BankError).code === 'ERR_INSUFFICIENT_FUNDS',
+    );
+    expect(ok).toHaveLength(50);
+    expect(refused).toHaveLength(50);
+    const first = sessions[0]?.[0];
+    expect(await first!.client.balance(first!.session)).toBe(0);
+  });
+});
+
+describe('audit trail', () => {
+  it('records every event in both logs with no secret in either', async () => {
+    running = await startTestBank();
+    const client = await running.connect(3);
+    await client.signup('lee', 'hunter2-secret');
+    await refusal(client.login('lee', 'wrong-secret-pw'));
+    const session = await client.login('lee', 'hunter2-secret');
+    await client.deposit(session, uniqueTxId(), 15_000);
+    await refusal(client.withdraw(session, uniqueTxId(), 20_000));
+    await client.balance(session);
+    await client.statement(session);
+    await client.logout(session);
+    const events = auditEvents(running.dataDir).filter((event) => event.user === 'lee');
+    expect(events.map((event) => [event.action, event.outcome])).toEqual([
+      ['signup', 'ok'],
+      ['login', 'bad_password'],
+      ['login', 'ok'],
+      ['deposit', 'ok'],
+      ['withdraw', 'insufficient_funds'],
+      ['balance', 'ok'],
+      ['statement', 'ok'],
+      ['logout', 'ok'],
+    ]);
+    expect(events.every((event) => event.atm === 3)).toBe(true);
+    expect(events[3]?.amountCents).toBe(15_000);
+    const plain = fs.readFileSync(auditPaths(running.dataDir).plain, 'utf8');
+    expect(plain).toMatch(/^\S+Z atm=3 user=lee action=deposit amount=150\.00 outcome=ok/m);
+    const encrypted = fs.readFileSync(auditPaths(running.dataDir).encrypted, 'utf8');
+    for (const secret of ['hunter2-secret', 'wrong-secret-pw', session.id]) {
+      expect(plain).not.toContain(secret);
+      expect(encrypted).not.toContain(secret);
+    }
+  });
+});
+
+describe('data directory', () => {
+  it('is created 0700 with bank.auth, the audit key and the ledger at 0600, and reused', async () => {
+    running = await startTestBank();
+    const dir = running.dataDir;
+    const mode = (file: string): number => fs.statSync(path.join(dir, file)).mode & 0o777;
+    expect(mode('.')).toBe(0o700);
+    for (const file of ['bank.auth', 'audit.key', 'ledger.db', 'audit/audit_log.txt', 'audit/audit_log.enc']) {
+      expect(mode(file), file).toBe(0o600);
+    }
+    const auth = fs.readFileSync(path.join(dir, 'bank.auth'), 'utf8');
+    await running.stop();
+    running = await startTestBank({ dataDir: dir });
+    expect(fs.readFileSync(path.join(dir, 'bank.auth'), 'utf8')).toBe(auth);
+  });
+});

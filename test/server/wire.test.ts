@@ -1,0 +1,162 @@
+import net from 'node:net';
+
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { verifyLogFile } from '../../audit/reader.ts';
+import { auditPaths } from '../../audit/writer.ts';
+import { encodeFrame, FrameType, type Frame } from '../../protocol/frame.ts';
+import { FrameReader } from '../../protocol/frame-reader.ts';
+import { ClientHandshake } from '../../protocol/handshake.ts';
+import { decodeMessage, encodeMessage, ResponseSchema, type Request } from '../../protocol/messages.ts';
+import { CHANNEL_SESSION_ID, ContentType, Direction, RecordSession, deriveSessionKeys } from '../../protocol/record.ts';
+import { AUDIT_KEY_FILE, readAuditKey } from '../../server/data-dir.ts';
+import { startTestBank, uniqueTxId, type TestBank } from '../helpers.ts';
+import { fixedRandom } from '../protocol/fixtures.ts';
+import path from 'node:path';
+
+let running: TestBank | null = null;
+afterEach(async () => {
+  await running?.stop();
+  running = null;
+});
+
+/** A raw TCP peer that collects frames and notices when the bank hangs up. */
+function rawPeer(bank: TestBank) {
+  const socket = net.connect({ host: '127.0.0.1', port: bank.bank.port });
+  const reader = new FrameReader(65535);
+  const frames: Frame[] = [];
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.on('data', (chunk: Buffer) => frames.push(...reader.push(chunk).frames));
+  socket.on('error', () => {});
+  const nextFrame = async (): Promise<Frame> => {
+    for (let i = 0; i < 200 && frames.length === 0; i += 1) await new Promise((r) => setTimeout(r, 10));
+    const frame = frames.shift();
+    if (!frame) throw new Error('no frame');
+    return frame;
+  };
+  return { socket, frames, closed, nextFrame };
+}
+
+/** Completes a real handshake by hand, leaving the test in control of every record. */
+async function handshaken(bank: TestBank) {
+  const peer = rawPeer(bank);
+  const handshake = new ClientHandshake(bank.bank.terminalKey, 9, fixedRandom(11));
+  peer.socket.write(encodeFrame(FrameType.ClientHello, handshake.start()));
+  const { clientFinished, secrets } = handshake.onServerHello((await peer.nextFrame()).body);
+  peer.socket.write(encodeFrame(FrameType.ClientFinished, clientFinished));
+  const keys = deriveSessionKeys(secrets.channelSecret, secrets.transcriptHash, CHANNEL_SESSION_ID);
+  const channel = new RecordSession(CHANNEL_SESSION_ID, keys, Direction.AtmToBank, fixedRandom(12));
+  const ask = async (request: Request) => {
+    peer.socket.write(encodeFrame(FrameType.Record, channel.seal(ContentType.Request, encodeMessage(request))));
+    return decodeMessage(ResponseSchema, channel.open((await peer.nextFrame()).body).plaintext);
+  };
+  return { ...peer, channel, ask };
+}
+
+function protocolErrors(dataDir: string): string[] {
+  const key = readAuditKey(path.join(dataDir, AUDIT_KEY_FILE));
+  return verifyLogFile(key, auditPaths(dataDir).encrypted)
+    .entries.filter((event) => event.action === 'protocol_error')
+    .map((event) => event.outcome);
+}
+
+async function stillServes(bank: TestBank): Promise<void> {
+  const client = await bank.connect(2);
+  await client.signup(`u${Date.now() % 1_000_000}${Math.floor(Math.random() * 1000)}`, 'password1').catch(() => undefined);
+  await client.ping();
+}
+
+describe('the bank on the wire', () => {
+  it('drops random bytes with a generic alert, audits it, and keeps serving', async () => {
+    running = await startTestBank();
+    const peer = rawPeer(running);
+    peer.socket.write(Buffer.from('GET / HTTP/1.1\r\nHost: bank\r\n\r\n'));
+    await peer.closed;
+    expect(peer.frames.map((frame) => [frame.type, frame.body.toString()])).toEqual([[FrameType.Alert, 'connection terminated']]);
+    expect(protocolErrors(running.dataDir)).toEqual(['ERR_FRAME_VERSION']);
+    await stillServes(running);
+  });
+
+  it('drops an absurd length prefix without waiting for the body', async () => {
+    running = await startTestBank();
+    const peer = rawPeer(running);
+    peer.socket.write(Buffer.from('0101ffff', 'hex'));
+    await peer.closed;
+    expect(protocolErrors(running.dataDir)).toEqual(['ERR_FRAME_TOO_LARGE']);
+  });
+
+  it('drops a connection that does not finish the handshake in time', async () => {
+    running = await startTestBank({ limits: { handshakeTimeoutMs: 200 } });
+    const peer = rawPeer(running);
+    const started = Date.now();
+    await peer.closed;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    expect(protocolErrors(running.dataDir)).toEqual(['ERR_HANDSHAKE_TIMEOUT']);
+  });
+
+  it('refuses a record before the handshake (phase violation)', async () => {
+    running = await startTestBank();
+    const peer = rawPeer(running);
+    peer.socket.write(encodeFrame(FrameType.Record, Buffer.alloc(100)));
+    await peer.closed;
+    expect(protocolErrors(running.dataDir)).toEqual(['ERR_PHASE']);
+  });
+
+  it('refuses an ATM that does not hold bank.auth', async () => {
+    running = await startTestBank();
+    const peer = rawPeer(running);
+    const impostor = new ClientHandshake(Buffer.alloc(32, 7), 9, fixedRandom(13));
+    peer.socket.write(encodeFrame(FrameType.ClientHello, impostor.start()));
+    // The impostor cannot verify the bank's proof...
+    const serverHello = await peer.nextFrame();
+    expect(() => impostor.onServerHello(serverHello.body)).toThrow(/terminal key/);
+    // ...nor produce its own, so the bank ends the connection.
+    peer.socket.write(encodeFrame(FrameType.ClientFinished, Buffer.alloc(32)));
+    await peer.closed;
+    expect(protocolErrors(running.dataDir)).toEqual(['ERR_HANDSHAKE']);
+  });
+
+  it('answers a transaction before login with "Log in first" and audits the phase violation', async () => {
+    running = await startTestBank();
+    const peer = await handshaken(running);
+    const answer = await peer.ask({ id: 1, op: 'deposit', txId: uniqueTxId(), amountCents: 100 });
+    expect(answer).toEqual({ id: 1, ok: false, code: 'ERR_NOT_LOGGED_IN', message: 'Log in first.' });
+    expect(protocolErrors(running.dataDir)).toEqual(['ERR_PHASE']);
+  });
+
+  it('ends the connection for a request that does not match the schema', async () => {
+    running = await startTestBank();
+    const peer = await handshaken(running);
+    peer.socket.write(encodeFrame(FrameType.Record, peer.channel.seal(ContentType.Request, Buffer.from('{"id":1,"op":"deposit","amountCents":-5}'))));
+    await peer.closed;
+    expect(protocolErrors(running.dataDir)).toEqual(['ERR_BAD_MESSAGE']);
+  });
+
+  it('ends the connection for a replayed record and a record for an unknown session', async () => {
+    running = await startTestBank();
+    const peer = await handshaken(running);
+    const record = peer.channel.seal(ContentType.Request, encodeMessage({ id: 1, op: 'ping' }));
+    peer.socket.write(encodeFrame(FrameType.Record, record));
+    await peer.nextFrame();
+    peer.socket.write(encodeFrame(FrameType.Record, record));
+    await peer.closed;
+    const other = await handshaken(running);
+    const forged = Buffer.from(other.channel.seal(ContentType.Request, encodeMessage({ id: 1, op: 'ping' })));
+    forged.fill(0xab, 2, 10);
+    other.socket.write(encodeFrame(FrameType.Record, forged));
+    await other.closed;
+    expect(protocolErrors(running.dataDir)).toEqual(['ERR_SEQUENCE', 'ERR_UNKNOWN_SESSION']);
+    await stillServes(running);
+  });
+
+  it('tells the ATM nothing specific when it ends a connection', async () => {
+    running = await startTestBank();
+    const peer = await handshaken(running);
+    const record = peer.channel.seal(ContentType.Request, encodeMessage({ id: 1, op: 'ping' }));
+    record[record.length - 1] = (record[record.length - 1] ?? 0) ^ 1;
+    peer.socket.write(encodeFrame(FrameType.Record, record));
+    await peer.closed;
+    expect(peer.frames.map((frame) => frame.body.toString())).toEqual(['connection terminated']);
+    expect(protocolErrors(running.dataDir)).toEqual(['ERR_BAD_MAC']);
+  });
+});
