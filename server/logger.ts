@@ -1,7 +1,8 @@
 /**
  * The bank's console: what it is processing (peer, ATM, action, outcome),
  * never a secret. pino writes one JSON object per line, which log tools
- * ingest as is; tests pass `silentLogger`.
+ * ingest as is; on a terminal pino-pretty renders it for people. Tests pass
+ * `silentLogger`.
  */
 import { pino } from 'pino';
 
@@ -11,7 +12,10 @@ type LogMethod = (fields: LogFields, message: string) => void;
 export type Logger = { info: LogMethod; warn: LogMethod; error: LogMethod };
 
 export function createLogger(name: string): Logger {
-  return pino({ name, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
+  const pretty = process.stdout.isTTY
+    ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } } }
+    : {};
+  return pino({ name, base: undefined, timestamp: pino.stdTimeFunctions.isoTime, ...pretty });
 }
 
 const ignore: LogMethod = () => {};
