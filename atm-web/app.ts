@@ -1,0 +1,106 @@
+/**
+ * `createApp(deps)` builds ATM number N's web app without listening, so tests
+ * drive it with supertest. Middleware order matters and is the security
+ * story: headers, body limits, session, CSRF, then routes, then one 404 and
+ * one error handler.
+ */
+import path from 'node:path';
+
+import express, { type NextFunction, type Request, type Response } from 'express';
+import session from 'express-session';
+import helmet from 'helmet';
+
+import type { Logger } from '../server/logger.ts';
+import { silentLogger } from '../server/logger.ts';
+import type { BankLink } from './bank-link.ts';
+import { csrfProtection, exposeCsrfToken } from './middleware/csrf.ts';
+import { errorHandler, notFound } from './middleware/errors.ts';
+import { requireBank } from './middleware/require-bank.ts';
+import { authRoutes } from './routes/auth.ts';
+import { transactionRoutes } from './routes/transactions.ts';
+
+export const SESSION_IDLE_MS = 15 * 60_000;
+export const BODY_LIMIT = '10kb';
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+export type AtmAppDeps = {
+  atmId: number;
+  bank: BankLink;
+  sessionStore: session.Store;
+  sessionSecret: string;
+  /** Set when served over TLS (directly or behind a TLS proxy): Secure cookies and HSTS. */
+  secureCookies?: boolean;
+  /** Login and signup attempts allowed per client address per window. */
+  authRateLimit?: { windowMs: number; limit: number };
+  logger?: Logger;
+};
+
+declare module 'express-session' {
+  interface SessionData {
+    customer?: { username: string; handle: string };
+    flash?: { kind: 'ok' | 'error' | 'info'; text: string };
+  }
+}
+
+export function createApp(deps: AtmAppDeps): express.Express {
+  const app = express();
+  const logger = deps.logger ?? silentLogger;
+  const secure = deps.secureCookies ?? false;
+  app.set('view engine', 'ejs');
+  app.set('views', path.join(ROOT, 'views'));
+  app.set('x-powered-by', false);
+  if (secure) app.set('trust proxy', 'loopback');
+  app.locals.atmId = deps.atmId;
+
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        // No inline script or style anywhere: everything comes from /public.
+        directives: {
+          defaultSrc: ["'none'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'"],
+          fontSrc: ["'self'"],
+          connectSrc: ["'self'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+          baseUri: ["'none'"],
+          objectSrc: ["'none'"],
+          ...(secure ? { upgradeInsecureRequests: [] } : {}),
+        },
+      },
+      frameguard: { action: 'deny' },
+      strictTransportSecurity: secure,
+      referrerPolicy: { policy: 'no-referrer' },
+    }),
+  );
+  app.use('/public', express.static(path.join(ROOT, 'public'), { index: false, fallthrough: true, maxAge: '1h' }));
+  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 20 }));
+  app.use(
+    session({
+      name: `atm${deps.atmId}.sid`,
+      secret: deps.sessionSecret,
+      store: deps.sessionStore,
+      resave: false,
+      saveUninitialized: false,
+      // Idle timeout: each request pushes expiry 15 minutes out.
+      rolling: true,
+      cookie: { httpOnly: true, sameSite: 'strict', secure, maxAge: SESSION_IDLE_MS, path: '/' },
+    }),
+  );
+  app.use((_req: Request, res: Response, next: NextFunction) => {
+    // Pages show balances: never cache them, so Back after logout shows nothing.
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+  app.use(csrfProtection);
+  app.use(exposeCsrfToken);
+  app.use(requireBank(deps.bank));
+  app.use(authRoutes({ bank: deps.bank, logger, rateLimit: deps.authRateLimit }));
+  app.use(transactionRoutes({ bank: deps.bank, logger }));
+  app.use(notFound);
+  app.use(errorHandler(logger));
+  return app;
+}

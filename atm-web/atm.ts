@@ -1,0 +1,99 @@
+/**
+ * Assembles ATM number N: its bank link, session store and secret (kept in
+ * the data directory), and the web app. `main.ts` and `start.ts` call this;
+ * it is the only place the web app listens.
+ */
+import fs from 'node:fs';
+import type http from 'node:http';
+import path from 'node:path';
+
+import { BANK_AUTH_FILE, readBankAuth } from '../protocol/bank-auth.ts';
+import { secureRandom } from '../protocol/crypto.ts';
+import { silentLogger, type Logger } from '../server/logger.ts';
+import { createApp, SESSION_IDLE_MS, type AtmAppDeps } from './app.ts';
+import { BankLink, type BankLinkOptions } from './bank-link.ts';
+import { SqliteSessionStore } from './session-store.ts';
+
+export const ATM_PORT_BASE = 5000;
+export const MAX_ATM_NUMBER = 65535 - ATM_PORT_BASE;
+
+export type AtmOptions = {
+  atmId: number;
+  bankHost: string;
+  bankPort: number;
+  dataDir: string;
+  host: string;
+  /** Defaults to 5000 + atmId; 0 picks a free port (tests). */
+  port?: number;
+  secureCookies?: boolean;
+  authRateLimit?: AtmAppDeps['authRateLimit'];
+  link?: Partial<Pick<BankLinkOptions, 'initialBackoffMs' | 'maxBackoffMs' | 'pingIntervalMs' | 'requestTimeoutMs'>>;
+  logger?: Logger;
+};
+
+export type RunningAtm = { url: string; port: number; link: BankLink; close(): Promise<void> };
+
+/** The web session secret: generated on first run, kept 0600 in the data directory. */
+function sessionSecret(dataDir: string, atmId: number): string {
+  const file = path.join(dataDir, `atm-${atmId}.session-secret`);
+  try {
+    fs.writeFileSync(file, `${secureRandom(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  return fs.readFileSync(file, 'utf8').trim();
+}
+
+export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
+  const logger = options.logger ?? silentLogger;
+  const authFile = path.join(options.dataDir, BANK_AUTH_FILE);
+  if (!fs.existsSync(authFile)) {
+    throw new Error(`${authFile} not found: start the bank with this data directory first (npm run bank -- --data-dir ${options.dataDir})`);
+  }
+  const terminalKey = readBankAuth(authFile);
+  const link = new BankLink({
+    host: options.bankHost,
+    port: options.bankPort,
+    terminalKey,
+    atmId: options.atmId,
+    logger,
+    customerIdleMs: SESSION_IDLE_MS,
+    ...options.link,
+  });
+  // Connect before serving, but serve even if the bank is down: pages answer 503 until it is back.
+  await link.start();
+  const sessionStore = new SqliteSessionStore(path.join(options.dataDir, `atm-${options.atmId}-sessions.db`), SESSION_IDLE_MS);
+  const app = createApp({
+    atmId: options.atmId,
+    bank: link,
+    sessionStore,
+    sessionSecret: sessionSecret(options.dataDir, options.atmId),
+    secureCookies: options.secureCookies ?? false,
+    authRateLimit: options.authRateLimit,
+    logger,
+  });
+  const server = await new Promise<http.Server>((resolve, reject) => {
+    const listening = app.listen(options.port ?? ATM_PORT_BASE + options.atmId, options.host, (error?: Error) =>
+      error ? reject(error) : resolve(listening),
+    );
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('ATM has no TCP address');
+  let closing: Promise<void> | null = null;
+  return {
+    url: `http://${options.host}:${address.port}`,
+    port: address.port,
+    link,
+    close: () => {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        await link.stop();
+        server.closeAllConnections();
+        await closed;
+        sessionStore.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * `npm run atm -- N [--bank 127.0.0.1:65432] [--data-dir ./data] [--host 127.0.0.1] [--port P] [--secure-cookies]`
+ */
+import { parseArgs } from 'node:util';
+
+import { createLogger } from '../server/logger.ts';
+import { MAX_ATM_NUMBER, startAtm } from './atm.ts';
+
+const USAGE =
+  'usage: npm run atm -- N [--bank 127.0.0.1:65432] [--data-dir ./data] [--host 127.0.0.1] [--port P] [--secure-cookies]';
+
+function parseWhole(label: string, value: string | undefined, min: number, max: number): number {
+  if (value === undefined || !/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new Error(`${label} must be a whole number from ${min} to ${max}`);
+  }
+  return Number(value);
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      bank: { type: 'string', default: '127.0.0.1:65432' },
+      'data-dir': { type: 'string', default: './data' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string' },
+      'secure-cookies': { type: 'boolean', default: false },
+    },
+  });
+  if (positionals.length !== 1) throw new Error('give exactly one ATM number');
+  const atmId = parseWhole('the ATM number', positionals[0], 1, MAX_ATM_NUMBER);
+  const bank = /^(.+):([0-9]+)$/.exec(values.bank);
+  if (!bank) throw new Error('--bank must be host:port');
+  process.umask(0o077);
+  const logger = createLogger(`atm-${atmId}`);
+  const atm = await startAtm({
+    atmId,
+    bankHost: bank[1] ?? '127.0.0.1',
+    bankPort: parseWhole('--bank port', bank[2], 1, 65535),
+    dataDir: values['data-dir'],
+    host: values.host,
+    ...(values.port === undefined ? {} : { port: parseWhole('--port', values.port, 0, 65535) }),
+    secureCookies: values['secure-cookies'],
+    logger,
+  });
+  console.log(`ATM ${atmId} ready at ${atm.url}`);
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    atm.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+main().catch((error: unknown) => {
+  console.error(`ATM failed to start: ${error instanceof Error ? error.message : String(error)}`);
+  console.error(USAGE);
+  process.exit(1);
+});

@@ -1,0 +1,53 @@
+/**
+ * The one 404 handler and the one error handler. Customers see a status and a
+ * plain sentence; never a stack trace or an internal message.
+ */
+import type { NextFunction, Request, Response } from 'express';
+
+import type { Logger } from '../../server/logger.ts';
+import { HttpError } from '../http-error.ts';
+import { CSRF_ERROR_CODE } from './csrf.ts';
+
+export function notFound(_req: Request, _res: Response, next: NextFunction): void {
+  next(new HttpError(404, 'NOT_FOUND', 'There is no page at this address.'));
+}
+
+function hasField<K extends string>(value: unknown, key: K): value is Record<K, unknown> {
+  return typeof value === 'object' && value !== null && key in value;
+}
+
+/** Maps anything thrown to an HttpError a customer can read. */
+export function toHttpError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  if (hasField(error, 'code') && error.code === CSRF_ERROR_CODE) {
+    return new HttpError(403, 'CSRF', 'This form has expired or did not come from this ATM. Go back, reload the page and try again.');
+  }
+  if (hasField(error, 'type')) {
+    if (error.type === 'entity.too.large') return new HttpError(413, 'TOO_LARGE', 'That request is too large.');
+    if (typeof error.type === 'string' && error.type.startsWith('entity.')) {
+      return new HttpError(400, 'BAD_REQUEST', 'That request could not be read.');
+    }
+  }
+  if (hasField(error, 'status') && error.status === 400) return new HttpError(400, 'BAD_REQUEST', 'That request could not be read.');
+  return new HttpError(500, 'INTERNAL', 'Something went wrong. Nothing was changed. Please try again.');
+}
+
+export function errorHandler(logger: Logger) {
+  return (error: unknown, req: Request, res: Response, next: NextFunction): void => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const httpError = toHttpError(error);
+    if (httpError.status >= 500 && httpError.code === 'INTERNAL') {
+      logger.error({ action: 'http', outcome: httpError.code, path: req.path, err: String(error) }, 'unexpected error');
+    }
+    res.status(httpError.status).render('error', {
+      title: httpError.status === 404 ? 'Page not found' : 'Something went wrong',
+      status: httpError.status,
+      code: httpError.code,
+      message: httpError.message,
+      loggedIn: Boolean(req.session?.customer),
+    });
+  };
+}

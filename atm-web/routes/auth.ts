@@ -1,0 +1,95 @@
+/**
+ * Login, signup and logout. The session id is regenerated at login (no
+ * fixation) and the session destroyed at logout; both forms are rate limited
+ * per client address on top of the bank's per-account lockout.
+ */
+import { Router, type Request, type Response } from 'express';
+import { rateLimit } from 'express-rate-limit';
+
+import type { Logger } from '../../server/logger.ts';
+import { callBank, formField } from '../bank-call.ts';
+import type { BankLink } from '../bank-link.ts';
+import { HttpError } from '../http-error.ts';
+import { rotateCsrfToken } from '../middleware/csrf.ts';
+
+export type AuthDeps = { bank: BankLink; logger: Logger; rateLimit?: { windowMs: number; limit: number } | undefined };
+
+const LOGGED_OUT = 'You have been logged out.';
+
+function regenerate(req: Request): Promise<void> {
+  return new Promise((resolve, reject) => req.session.regenerate((error) => (error ? reject(error) : resolve())));
+}
+
+function destroy(req: Request): Promise<void> {
+  return new Promise((resolve) => req.session.destroy(() => resolve()));
+}
+
+function takeFlash(req: Request): { kind: string; text: string } | null {
+  const flash = req.session.flash ?? null;
+  if (flash) delete req.session.flash;
+  return flash;
+}
+
+export function authRoutes(deps: AuthDeps): Router {
+  const router = Router();
+  const limiter = rateLimit({
+    windowMs: deps.rateLimit?.windowMs ?? 15 * 60_000,
+    limit: deps.rateLimit?.limit ?? 20,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    handler: (_req, _res, next) =>
+      next(new HttpError(429, 'RATE_LIMITED', 'Too many attempts from this device. Wait a few minutes and try again.')),
+  });
+
+  const renderLogin = (req: Request, res: Response, status: number, error: string | null, username = ''): void => {
+    const notice = req.query.loggedOut === '1' ? LOGGED_OUT : null;
+    res.status(status).render('login', { title: 'Log in', error, flash: takeFlash(req), notice, username });
+  };
+  const renderSignup = (res: Response, status: number, error: string | null, username = ''): void => {
+    res.status(status).render('signup', { title: 'Sign up', error, username });
+  };
+
+  router.get('/login', (req, res) => {
+    if (req.session.customer) return res.redirect(303, '/');
+    renderLogin(req, res, 200, null);
+  });
+
+  router.post('/login', limiter, async (req, res) => {
+    const username = formField(req.body, 'username').trim();
+    const password = formField(req.body, 'password');
+    if (!username || !password) return renderLogin(req, res, 400, 'Enter your username and password.', username);
+    const outcome = await callBank(() => deps.bank.login(username, password));
+    if (!outcome.ok) return renderLogin(req, res, 401, outcome.error.message, username);
+    // A brand-new session id for the logged-in customer: a planted id is worthless.
+    await regenerate(req);
+    req.session.customer = { username: outcome.value.username, handle: outcome.value.handle };
+    req.session.flash = { kind: 'ok', text: 'Login successful' };
+    rotateCsrfToken(req);
+    res.redirect(303, '/');
+  });
+
+  router.get('/signup', (req, res) => {
+    if (req.session.customer) return res.redirect(303, '/');
+    renderSignup(res, 200, null);
+  });
+
+  router.post('/signup', limiter, async (req, res) => {
+    const username = formField(req.body, 'username').trim();
+    const password = formField(req.body, 'password');
+    if (!username || !password) return renderSignup(res, 400, 'Choose a username and a password.', username);
+    const outcome = await callBank(() => deps.bank.client().signup(username, password));
+    if (!outcome.ok) return renderSignup(res, outcome.error.code === 'ERR_USERNAME_TAKEN' ? 409 : 400, outcome.error.message, username);
+    req.session.flash = { kind: 'ok', text: `Account created for ${outcome.value.username}. Log in to continue.` };
+    res.redirect(303, '/login');
+  });
+
+  router.post('/logout', async (req, res) => {
+    const customer = req.session.customer;
+    if (customer) await deps.bank.logout(customer.handle);
+    await destroy(req);
+    res.clearCookie(`atm${String(req.app.locals.atmId)}.sid`, { path: '/' });
+    res.redirect(303, '/login?loggedOut=1');
+  });
+
+  return router;
+}

@@ -1,0 +1,99 @@
+import path from 'node:path';
+
+import request from 'supertest';
+import { expect } from 'vitest';
+
+import { createApp } from '../../atm-web/app.ts';
+import { BankLink } from '../../atm-web/bank-link.ts';
+import { SqliteSessionStore } from '../../atm-web/session-store.ts';
+import { silentLogger } from '../../server/logger.ts';
+import { tempDir, type TestBank } from '../helpers.ts';
+
+export type TestAtm = {
+  app: ReturnType<typeof createApp>;
+  link: BankLink;
+  close(): Promise<void>;
+};
+
+/** ATM N's web app wired to a real bank link, with a temp session store; nothing listens. */
+export async function startTestAtm(
+  bank: TestBank,
+  atmId = 1,
+  options: { port?: number; authRateLimit?: { windowMs: number; limit: number } } = {},
+): Promise<TestAtm> {
+  const link = new BankLink({
+    host: '127.0.0.1',
+    port: options.port ?? bank.bank.port,
+    terminalKey: bank.bank.terminalKey,
+    atmId,
+    logger: silentLogger,
+    initialBackoffMs: 20,
+    maxBackoffMs: 200,
+  });
+  await link.start();
+  const store = new SqliteSessionStore(path.join(tempDir(), 'sessions.db'), 15 * 60_000);
+  const app = createApp({
+    atmId,
+    bank: link,
+    sessionStore: store,
+    sessionSecret: 'test-session-secret-not-used-in-production',
+    authRateLimit: options.authRateLimit ?? { windowMs: 60_000, limit: 1_000 },
+  });
+  return {
+    app,
+    link,
+    async close() {
+      await link.stop();
+      store.close();
+    },
+  };
+}
+
+export type Agent = ReturnType<typeof request.agent>;
+
+export function csrfFrom(html: string): string {
+  const match = /name="_csrf" value="([^"]+)"/.exec(html);
+  if (!match?.[1]) throw new Error('no CSRF token on the page');
+  return match[1];
+}
+
+export function txIdFrom(html: string): string {
+  const match = /name="txId" value="([^"]+)"/.exec(html);
+  if (!match?.[1]) throw new Error('no transaction id on the page');
+  return match[1];
+}
+
+/** GETs a page and returns its CSRF token. */
+export async function tokenFor(agent: Agent, page: string): Promise<string> {
+  return csrfFrom((await agent.get(page)).text);
+}
+
+export async function signup(agent: Agent, username: string, password: string): Promise<void> {
+  const token = await tokenFor(agent, '/signup');
+  const response = await agent.post('/signup').type('form').send({ _csrf: token, username, password });
+  expect(response.status, response.text).toBe(303);
+}
+
+export async function login(agent: Agent, username: string, password: string): Promise<void> {
+  const token = await tokenFor(agent, '/login');
+  const response = await agent.post('/login').type('form').send({ _csrf: token, username, password });
+  expect(response.status, response.text).toBe(303);
+  expect(response.headers.location).toBe('/');
+}
+
+/** Submits the transaction form as the page offers it; returns the page shown after the redirect. */
+export async function transact(agent: Agent, action: string, amount = ''): Promise<{ status: number; page: string }> {
+  const form = await agent.get('/');
+  const response = await agent
+    .post('/transaction')
+    .type('form')
+    .send({ _csrf: csrfFrom(form.text), txId: txIdFrom(form.text), action, amount });
+  if (response.status !== 303) return { status: response.status, page: response.text };
+  const page = await agent.get(response.headers.location ?? '/');
+  return { status: response.status, page: page.text };
+}
+
+/** The text of the page's result message(s). */
+export function messages(html: string): string[] {
+  return [...html.matchAll(/<p class="message message-\w+"[^>]*>([^<]*)<\/p>/g)].map((match) => match[1] ?? '');
+}
