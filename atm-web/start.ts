@@ -1,27 +1,49 @@
 /**
- * `npm start`: the bank and ATM 1 in one process with embedded defaults
- * (./data, bank on 127.0.0.1:65432, ATM 1 on http://127.0.0.1:5001).
- * The first run on a fresh clone creates everything; Ctrl-C stops both cleanly.
+ * `npm start [-- --data-dir ./data --bank-port 65432 --port 5001]`: the bank
+ * and ATM 1 in one process with embedded defaults. The first run on a fresh
+ * clone creates everything; Ctrl-C stops both cleanly (ATM first, then the
+ * bank finishes in-flight work).
  */
+import { parseArgs } from 'node:util';
+
 import { DEFAULT_BCRYPT_COST, startBankServer } from '../server/bank-server.ts';
 import { createLogger } from '../server/logger.ts';
-import { startAtm } from './atm.ts';
+import { ATM_PORT_BASE, startAtm } from './atm.ts';
 
-const DATA_DIR = process.env.ATM_DATA_DIR ?? './data';
 const HOST = '127.0.0.1';
-const BANK_PORT = 65432;
+
+function port(label: string, value: string): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) > 65535) throw new Error(`${label} must be a port number`);
+  return Number(value);
+}
 
 async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      'data-dir': { type: 'string', default: './data' },
+      'bank-port': { type: 'string', default: '65432' },
+      port: { type: 'string', default: String(ATM_PORT_BASE + 1) },
+    },
+  });
+  const dataDir = values['data-dir'];
   process.umask(0o077);
   const bank = await startBankServer({
     host: HOST,
-    port: BANK_PORT,
-    dataDir: DATA_DIR,
+    port: port('--bank-port', values['bank-port']),
+    dataDir,
     bcryptCost: DEFAULT_BCRYPT_COST,
     logger: createLogger('bank'),
   });
-  const atm = await startAtm({ atmId: 1, bankHost: HOST, bankPort: bank.port, dataDir: DATA_DIR, host: HOST, logger: createLogger('atm-1') });
-  console.log(`\n  Bank listening on ${HOST}:${bank.port} (data in ${DATA_DIR})`);
+  const atm = await startAtm({
+    atmId: 1,
+    bankHost: HOST,
+    bankPort: bank.port,
+    dataDir,
+    host: HOST,
+    port: port('--port', values.port),
+    logger: createLogger('atm-1'),
+  });
+  console.log(`\n  Bank listening on ${HOST}:${bank.port} (data in ${dataDir})`);
   console.log(`  ATM 1 ready: open ${atm.url} in your browser`);
   console.log('  Press Ctrl-C to stop.\n');
   let stopping = false;

@@ -1,0 +1,53 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+import request from 'supertest';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { tempDir } from '../helpers.ts';
+import { spawnBank, spawnEntry, waitForOutput, type Spawned } from '../process.ts';
+
+const children: Spawned[] = [];
+afterEach(() => {
+  for (const spawned of children.splice(0)) spawned.child.kill('SIGKILL');
+});
+
+describe('commands', () => {
+  it('npm start runs the bank and ATM 1 from an empty data dir, prints the URL, and stops cleanly on Ctrl-C', async () => {
+    const dataDir = path.join(tempDir(), 'fresh-data');
+    const started = spawnEntry('atm-web/start.ts', ['--data-dir', dataDir, '--bank-port', '0', '--port', '0']);
+    children.push(started);
+    const match = await waitForOutput(started, /ATM 1 ready: open (http:\/\/127\.0\.0\.1:\d+) in your browser/);
+    const page = await request(match[1] ?? '').get('/login');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('Log in');
+    for (const file of ['bank.auth', 'audit.key', 'ledger.db', 'atm-1.session-secret', 'atm-1-sessions.db']) {
+      expect(fs.existsSync(path.join(dataDir, file)), file).toBe(true);
+    }
+    started.child.kill('SIGINT');
+    expect(await started.exited).toBe(0);
+    expect(fs.readFileSync(path.join(dataDir, 'audit', 'audit_log.txt'), 'utf8')).toMatch(/action=bank_stop/);
+  });
+
+  it('npm run atm -- N serves ATM N against a running bank and refuses a bad ATM number', async () => {
+    const dataDir = tempDir();
+    const bank = await spawnBank(dataDir);
+    children.push(bank);
+    const atm = spawnEntry('atm-web/main.ts', ['7', '--bank', `127.0.0.1:${bank.port}`, '--data-dir', dataDir, '--port', '0']);
+    children.push(atm);
+    const match = await waitForOutput(atm, /ATM 7 ready at (http:\/\/127\.0\.0\.1:\d+)/);
+    expect((await request(match[1] ?? '').get('/login')).text).toContain('ATM 7');
+    atm.child.kill('SIGTERM');
+    expect(await atm.exited).toBe(0);
+
+    const bad = spawnEntry('atm-web/main.ts', ['zero', '--data-dir', dataDir]);
+    expect(await bad.exited).toBe(1);
+    expect(bad.output()).toMatch(/the ATM number must be a whole number/);
+  });
+
+  it('npm run atm refuses to start without bank.auth and says what to do', async () => {
+    const atm = spawnEntry('atm-web/main.ts', ['1', '--data-dir', tempDir(), '--port', '0']);
+    expect(await atm.exited).toBe(1);
+    expect(atm.output()).toMatch(/bank\.auth not found: start the bank with this data directory first/);
+  });
+});
