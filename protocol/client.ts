@@ -8,7 +8,7 @@
 import net from 'node:net';
 
 import { KEY_BYTES, secureRandom, wipe, type RandomSource } from './crypto.ts';
-import { BankError, ProtocolError } from './errors.ts';
+import { BankError, GENERIC_PROTOCOL_FAILURE, ProtocolError } from './errors.ts';
 import { DEFAULT_MAX_FRAME_BODY, encodeFrame, FrameType, type Frame } from './frame.ts';
 import { FrameReader } from './frame-reader.ts';
 import { ClientHandshake, type ChannelSecrets } from './handshake.ts';
@@ -204,7 +204,13 @@ export class BankClient {
   close(reason = new ProtocolError('ERR_CONNECTION_CLOSED', 'closed by the ATM')): void {
     if (this.closedWith) return;
     this.closedWith = reason;
-    this.socket.destroy();
+    if (reason.code !== 'ERR_CONNECTION_CLOSED' && !this.socket.destroyed) {
+      // Tell the bank, without detail, that this end found a failure, so it is audited there too.
+      this.socket.end(encodeFrame(FrameType.Alert, Buffer.from(GENERIC_PROTOCOL_FAILURE)));
+      setTimeout(() => this.socket.destroy(), 1_000).unref();
+    } else {
+      this.socket.destroy();
+    }
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer);
       pending.reject(new ProtocolError('ERR_CONNECTION_CLOSED', reason.message));

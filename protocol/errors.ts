@@ -20,6 +20,7 @@ export type ProtocolErrorCode =
   | 'ERR_BAD_PADDING'
   | 'ERR_BAD_MESSAGE'
   | 'ERR_CONNECTION_CLOSED'
+  | 'ERR_PEER_ALERT'
   | 'ERR_TIMEOUT';
 
 export class ProtocolError extends Error {

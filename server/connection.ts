@@ -130,6 +130,9 @@ export class BankConnection {
       return;
     }
     if (frame.type === FrameType.Alert) {
+      // The ATM found a failure on its side (a tampered answer, say). Alerts are
+      // unauthenticated, so this is a note for the auditor, nothing more.
+      this.recordFailure('ERR_PEER_ALERT');
       this.closeQuietly('peer sent alert');
       return;
     }
@@ -286,6 +289,14 @@ export class BankConnection {
   /** Ends the connection for a protocol violation: generic alert to the peer, the real code to the audit log. */
   private fail(code: ProtocolErrorCode): void {
     if (this.state === 'closed') return;
+    this.recordFailure(code);
+    this.socket.end(encodeFrame(FrameType.Alert, Buffer.from(GENERIC_PROTOCOL_FAILURE)));
+    this.teardown();
+    // Do not wait for a peer that never reads.
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  private recordFailure(code: ProtocolErrorCode): void {
     const atmId = this.atmId;
     try {
       this.deps.bank.record({ atmId, username: null, accountId: null }, 'protocol_error', code, this.peer);
@@ -293,10 +304,6 @@ export class BankConnection {
       // The audit log is unwritable; the connection still ends.
     }
     this.deps.logger.warn({ peer: this.peer, atm: atmId ?? undefined, action: 'protocol', outcome: code }, 'connection ended');
-    this.socket.end(encodeFrame(FrameType.Alert, Buffer.from(GENERIC_PROTOCOL_FAILURE)));
-    this.teardown();
-    // Do not wait for a peer that never reads.
-    setTimeout(() => this.socket.destroy(), 1000).unref();
   }
 
   private closeQuietly(reason: string): void {

@@ -1,19 +1,36 @@
 /**
  * `npm run bank -- [--host 127.0.0.1] [--port 65432] [--data-dir ./data] [--bcrypt-cost 12]`
+ *   plus the denial-of-service limits (defaults in DEFAULT_LIMITS, documented in SECURITY.md):
+ *   [--max-frame-bytes 4096] [--handshake-timeout-ms 5000] [--idle-timeout-ms 600000]
+ *   [--max-connections 1024] [--max-handshaking 128] [--max-sessions-per-connection 1000]
  */
 import { parseArgs } from 'node:util';
 
-import { DEFAULT_BCRYPT_COST, startBankServer } from './bank-server.ts';
+import { FRAME_BODY_LIMIT } from '../protocol/frame.ts';
+import { DEFAULT_BCRYPT_COST, DEFAULT_LIMITS, startBankServer, type BankLimits } from './bank-server.ts';
 import { createLogger } from './logger.ts';
 
-const USAGE = 'usage: npm run bank -- [--host 127.0.0.1] [--port 65432] [--data-dir ./data] [--bcrypt-cost 12]';
+const USAGE =
+  'usage: npm run bank -- [--host 127.0.0.1] [--port 65432] [--data-dir ./data] [--bcrypt-cost 12] ' +
+  '[--max-frame-bytes N] [--handshake-timeout-ms N] [--idle-timeout-ms N] [--max-connections N] ' +
+  '[--max-handshaking N] [--max-sessions-per-connection N]';
 
-function parseIntegerOption(name: string, value: string, min: number, max: number): number {
+function whole(name: string, value: string, min: number, max: number): number {
   if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
     throw new Error(`--${name} must be a whole number from ${min} to ${max}`);
   }
   return Number(value);
 }
+
+/** Each limit flag: its name, the BankLimits field, and its allowed range. */
+const LIMIT_FLAGS: Array<[string, keyof BankLimits, number, number]> = [
+  ['max-frame-bytes', 'maxFrameBody', 256, FRAME_BODY_LIMIT],
+  ['handshake-timeout-ms', 'handshakeTimeoutMs', 100, 60_000],
+  ['idle-timeout-ms', 'idleTimeoutMs', 1_000, 86_400_000],
+  ['max-connections', 'maxConnections', 1, 100_000],
+  ['max-handshaking', 'maxHandshaking', 1, 100_000],
+  ['max-sessions-per-connection', 'maxSessionsPerConnection', 1, 100_000],
+];
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -22,16 +39,23 @@ async function main(): Promise<void> {
       port: { type: 'string', default: '65432' },
       'data-dir': { type: 'string', default: './data' },
       'bcrypt-cost': { type: 'string', default: String(DEFAULT_BCRYPT_COST) },
+      ...Object.fromEntries(
+        LIMIT_FLAGS.map(([flag, field]) => [flag, { type: 'string' as const, default: String(DEFAULT_LIMITS[field]) }]),
+      ),
     },
   });
+  const text = (name: string): string => String(values[name as keyof typeof values]);
+  const limits: Partial<BankLimits> = {};
+  for (const [flag, field, min, max] of LIMIT_FLAGS) limits[field] = whole(flag, text(flag), min, max);
   // Every file the bank creates (ledger, WAL, logs, keys) is private to its user.
   process.umask(0o077);
   const logger = createLogger('bank');
   const bank = await startBankServer({
-    host: values.host,
-    port: parseIntegerOption('port', values.port, 0, 65535),
-    dataDir: values['data-dir'],
-    bcryptCost: parseIntegerOption('bcrypt-cost', values['bcrypt-cost'], 4, 31),
+    host: text('host'),
+    port: whole('port', text('port'), 0, 65535),
+    dataDir: text('data-dir'),
+    bcryptCost: whole('bcrypt-cost', text('bcrypt-cost'), 4, 31),
+    limits,
     logger,
   });
   // A stable line tests and scripts can wait for (the port may be ephemeral).

@@ -2,7 +2,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { verifyLogFile } from '../audit/reader.ts';
+import type { AuditEvent } from '../audit/event.ts';
+import { auditPaths } from '../audit/writer.ts';
 import { BankClient } from '../protocol/client.ts';
+import { AUDIT_KEY_FILE, readAuditKey } from '../server/data-dir.ts';
 import { startBankServer, type BankServerOptions, type RunningBank } from '../server/bank-server.ts';
 
 export function tempDir(prefix = 'atm-test-'): string {
@@ -40,4 +44,19 @@ let counter = 0;
 export function uniqueTxId(): string {
   counter += 1;
   return `tx-${process.pid}-${Date.now()}-${counter}`;
+}
+
+/** Every event in a data dir's encrypted audit log; fails the test if the chain is broken. */
+export function auditEvents(dataDir: string): AuditEvent[] {
+  const key = readAuditKey(path.join(dataDir, AUDIT_KEY_FILE));
+  const log = verifyLogFile(key, auditPaths(dataDir).encrypted);
+  if (log.firstBad) throw new Error(`audit log broken at line ${log.firstBad.line}: ${log.firstBad.reason}`);
+  return log.entries;
+}
+
+/** The codes of the protocol failures the bank audited, in order. */
+export function protocolErrors(dataDir: string): string[] {
+  return auditEvents(dataDir)
+    .filter((event) => event.action === 'protocol_error')
+    .map((event) => event.outcome);
 }

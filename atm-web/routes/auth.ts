@@ -49,8 +49,17 @@ export function authRoutes(deps: AuthDeps): Router {
     res.status(status).render('signup', { title: 'Sign up', error, username });
   };
 
+  /** True when the visitor is logged in with a live bank session; forgets a dead one. */
+  const loggedIn = (req: Request): boolean => {
+    const customer = req.session.customer;
+    if (!customer) return false;
+    if (deps.bank.customer(customer.handle)) return true;
+    delete req.session.customer;
+    return false;
+  };
+
   router.get('/login', (req, res) => {
-    if (req.session.customer) return res.redirect(303, '/');
+    if (loggedIn(req)) return res.redirect(303, '/');
     renderLogin(req, res, 200, null);
   });
 
@@ -69,7 +78,7 @@ export function authRoutes(deps: AuthDeps): Router {
   });
 
   router.get('/signup', (req, res) => {
-    if (req.session.customer) return res.redirect(303, '/');
+    if (loggedIn(req)) return res.redirect(303, '/');
     renderSignup(res, 200, null);
   });
 

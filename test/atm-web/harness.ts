@@ -19,7 +19,7 @@ export type TestAtm = {
 export async function startTestAtm(
   bank: TestBank,
   atmId = 1,
-  options: { port?: number; authRateLimit?: { windowMs: number; limit: number } } = {},
+  options: { port?: number; authRateLimit?: { windowMs: number; limit: number }; requestTimeoutMs?: number } = {},
 ): Promise<TestAtm> {
   const link = new BankLink({
     host: '127.0.0.1',
@@ -29,6 +29,7 @@ export async function startTestAtm(
     logger: silentLogger,
     initialBackoffMs: 20,
     maxBackoffMs: 200,
+    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
   });
   await link.start();
   const store = new SqliteSessionStore(path.join(tempDir(), 'sessions.db'), 15 * 60_000);

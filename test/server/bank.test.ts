@@ -2,12 +2,10 @@ import fs from 'node:fs';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { verifyLogFile } from '../../audit/reader.ts';
 import { auditPaths } from '../../audit/writer.ts';
 import { BankError } from '../../protocol/errors.ts';
-import { AUDIT_KEY_FILE, readAuditKey } from '../../server/data-dir.ts';
 import { LOGIN_FAILED_MESSAGE } from '../../server/bank.ts';
-import { startTestBank, uniqueTxId, type TestBank } from '../helpers.ts';
+import { auditEvents, startTestBank, uniqueTxId, type TestBank } from '../helpers.ts';
 import path from 'node:path';
 
 let running: TestBank | null = null;
@@ -24,13 +22,6 @@ async function refusal(promise: Promise<unknown>): Promise<{ code: string; messa
     return { code: (error as BankError).code, message: (error as BankError).message };
   }
   throw new Error('expected the bank to refuse');
-}
-
-function auditEvents(dataDir: string) {
-  const key = readAuditKey(path.join(dataDir, AUDIT_KEY_FILE));
-  const log = verifyLogFile(key, auditPaths(dataDir).encrypted);
-  expect(log.firstBad).toBeNull();
-  return log.entries;
 }
 
 /** A clock tests can move. */

@@ -2,17 +2,13 @@ import net from 'node:net';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { verifyLogFile } from '../../audit/reader.ts';
-import { auditPaths } from '../../audit/writer.ts';
 import { encodeFrame, FrameType, type Frame } from '../../protocol/frame.ts';
 import { FrameReader } from '../../protocol/frame-reader.ts';
 import { ClientHandshake } from '../../protocol/handshake.ts';
 import { decodeMessage, encodeMessage, ResponseSchema, type Request } from '../../protocol/messages.ts';
 import { CHANNEL_SESSION_ID, ContentType, Direction, RecordSession, deriveSessionKeys } from '../../protocol/record.ts';
-import { AUDIT_KEY_FILE, readAuditKey } from '../../server/data-dir.ts';
-import { startTestBank, uniqueTxId, type TestBank } from '../helpers.ts';
+import { protocolErrors, startTestBank, uniqueTxId, type TestBank } from '../helpers.ts';
 import { fixedRandom } from '../protocol/fixtures.ts';
-import path from 'node:path';
 
 let running: TestBank | null = null;
 afterEach(async () => {
@@ -51,13 +47,6 @@ async function handshaken(bank: TestBank) {
     return decodeMessage(ResponseSchema, channel.open((await peer.nextFrame()).body).plaintext);
   };
   return { ...peer, channel, ask };
-}
-
-function protocolErrors(dataDir: string): string[] {
-  const key = readAuditKey(path.join(dataDir, AUDIT_KEY_FILE));
-  return verifyLogFile(key, auditPaths(dataDir).encrypted)
-    .entries.filter((event) => event.action === 'protocol_error')
-    .map((event) => event.outcome);
 }
 
 async function stillServes(bank: TestBank): Promise<void> {
