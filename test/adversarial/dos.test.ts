@@ -1,0 +1,118 @@
+/**
+ * Seed 000's denial-of-service limits under load: 2,000 idle and slow
+ * connections plus megabytes of garbage and absurd length prefixes, against
+ * the bank as its own process, while an ATM that was already connected keeps
+ * completing transactions. Memory stays bounded and every attacking socket
+ * is closed within the handshake deadline.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { readBankAuth } from '../../protocol/bank-auth.ts';
+import { BankClient } from '../../protocol/client.ts';
+import { protocolErrors, tempDir, uniqueTxId } from '../helpers.ts';
+import { spawnBank, type Spawned } from '../process.ts';
+
+const HANDSHAKE_MS = 1_500;
+const children: Spawned[] = [];
+afterEach(() => {
+  for (const spawned of children.splice(0)) spawned.child.kill('SIGKILL');
+});
+
+function rssMb(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 'NaN');
+  return kb / 1024;
+}
+
+type Attacker = { opened: number; closed: Promise<number> };
+
+function attacker(port: number, behave: (socket: net.Socket) => void): Attacker {
+  const opened = Date.now();
+  const socket = net.connect({ host: '127.0.0.1', port });
+  socket.on('error', () => {});
+  socket.on('data', () => {});
+  const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now())));
+  socket.on('connect', () => behave(socket));
+  return { opened, closed };
+}
+
+describe('denial of service', () => {
+  it('keeps serving a connected ATM through 2,000 idle and slow connections and garbage, with bounded memory', async () => {
+    const dataDir = tempDir();
+    const bank = await spawnBank(dataDir, ['--handshake-timeout-ms', String(HANDSHAKE_MS)]);
+    children.push(bank);
+    const pid = bank.child.pid ?? 0;
+    const atm = await BankClient.connect({
+      host: '127.0.0.1',
+      port: bank.port,
+      terminalKey: readBankAuth(path.join(dataDir, 'bank.auth')),
+      atmId: 1,
+    });
+    await atm.signup('steady', 'password1');
+    const session = await atm.login('steady', 'password1');
+    const rssBefore = rssMb(pid);
+
+    const attackers: Attacker[] = [];
+    const slowTimers: NodeJS.Timeout[] = [];
+    // Megabytes of random bytes and absurd length prefixes: each is cut at its first header.
+    for (let i = 0; i < 20; i += 1) {
+      attackers.push(attacker(bank.port, (socket) => socket.write(Buffer.alloc(256 * 1024, i + 2))));
+      attackers.push(attacker(bank.port, (socket) => socket.write(Buffer.from('01ffffff', 'hex'))));
+      attackers.push(attacker(bank.port, (socket) => socket.write(Buffer.from('0110ffff', 'hex'))));
+    }
+    await Promise.all(attackers.map((a) => a.closed));
+    // Then the flood: more connections than the bank lets wait in the handshake.
+    for (let i = 0; i < 1_000; i += 1) attackers.push(attacker(bank.port, () => {}));
+    for (let i = 0; i < 1_000; i += 1) {
+      attackers.push(
+        attacker(bank.port, (socket) => {
+          // One byte a second of a plausible ClientHello: a slowloris.
+          const hello = Buffer.from('01010023', 'hex');
+          let sent = 0;
+          const timer = setInterval(() => {
+            if (socket.destroyed || sent >= hello.length) return clearInterval(timer);
+            socket.write(hello.subarray(sent, sent + 1));
+            sent += 1;
+          }, 1_000);
+          slowTimers.push(timer);
+        }),
+      );
+    }
+
+    // Meanwhile the connected ATM keeps completing transactions.
+    let completed = 0;
+    const deadline = Date.now() + HANDSHAKE_MS + 500;
+    while (Date.now() < deadline) {
+      await atm.deposit(session, uniqueTxId(), 100);
+      completed += 1;
+    }
+    const closedAt = await Promise.all(attackers.map((a) => a.closed));
+    for (const timer of slowTimers) clearInterval(timer);
+    const rssAfter = rssMb(pid);
+
+    expect(completed).toBeGreaterThan(10);
+    expect(await atm.balance(session)).toBe(completed * 100);
+    const lifetimes = closedAt.map((at, i) => at - (attackers[i]?.opened ?? at));
+    // Every attacking socket was closed by the bank within the handshake deadline (plus scheduling slack).
+    expect(Math.max(...lifetimes)).toBeLessThan(HANDSHAKE_MS + 2_000);
+    expect(rssAfter).toBeLessThan(150);
+    expect(rssAfter - rssBefore).toBeLessThan(80);
+    const errors = protocolErrors(dataDir);
+    expect(errors).toContain('ERR_HANDSHAKE_TIMEOUT');
+    expect(errors).toContain('ERR_FRAME_TOO_LARGE');
+    expect(errors).toContain('ERR_FRAME_VERSION');
+    console.log(
+      `dos: ${attackers.length} attacking sockets, longest lived ${Math.max(...lifetimes)} ms, ` +
+        `${completed} deposits meanwhile, bank RSS ${rssBefore.toFixed(1)} -> ${rssAfter.toFixed(1)} MB`,
+    );
+    // And a new ATM can connect once the flood is gone.
+    const late = await BankClient.connect({ host: '127.0.0.1', port: bank.port, terminalKey: readBankAuth(path.join(dataDir, 'bank.auth')), atmId: 2 });
+    await late.ping();
+    late.close();
+    atm.close();
+  }, 30_000);
+});
