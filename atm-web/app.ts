@@ -30,6 +30,8 @@ export type AtmAppDeps = {
   sessionSecret: string;
   /** Set when served over TLS (directly or behind a TLS proxy): Secure cookies and HSTS. */
   secureCookies?: boolean;
+  /** Idle time after which a web session ends (default 15 minutes). */
+  sessionIdleMs?: number;
   /** Login and signup attempts allowed per client address per window. */
   authRateLimit?: { windowMs: number; limit: number };
   logger?: Logger;
@@ -46,6 +48,7 @@ export function createApp(deps: AtmAppDeps): express.Express {
   const app = express();
   const logger = deps.logger ?? silentLogger;
   const secure = deps.secureCookies ?? false;
+  const idleMs = deps.sessionIdleMs ?? SESSION_IDLE_MS;
   app.set('view engine', 'ejs');
   app.set('views', path.join(ROOT, 'views'));
   app.set('x-powered-by', false);
@@ -87,7 +90,7 @@ export function createApp(deps: AtmAppDeps): express.Express {
       saveUninitialized: false,
       // Idle timeout: each request pushes expiry 15 minutes out.
       rolling: true,
-      cookie: { httpOnly: true, sameSite: 'strict', secure, maxAge: SESSION_IDLE_MS, path: '/' },
+      cookie: { httpOnly: true, sameSite: 'strict', secure, maxAge: idleMs, path: '/' },
     }),
   );
   app.use((_req: Request, res: Response, next: NextFunction) => {
@@ -99,7 +102,7 @@ export function createApp(deps: AtmAppDeps): express.Express {
   app.use(exposeCsrfToken);
   app.use(requireBank(deps.bank));
   app.use(authRoutes({ bank: deps.bank, logger, rateLimit: deps.authRateLimit }));
-  app.use(transactionRoutes({ bank: deps.bank, logger }));
+  app.use(transactionRoutes({ bank: deps.bank, logger, sessionIdleSeconds: Math.round(idleMs / 1000) }));
   app.use(notFound);
   app.use(errorHandler(logger));
   return app;

@@ -27,6 +27,7 @@ export type AtmOptions = {
   port?: number;
   secureCookies?: boolean;
   authRateLimit?: AtmAppDeps['authRateLimit'];
+  sessionIdleMs?: number;
   link?: Partial<Pick<BankLinkOptions, 'initialBackoffMs' | 'maxBackoffMs' | 'pingIntervalMs' | 'requestTimeoutMs'>>;
   logger?: Logger;
 };
@@ -57,7 +58,7 @@ export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
     terminalKey,
     atmId: options.atmId,
     logger,
-    customerIdleMs: SESSION_IDLE_MS,
+    customerIdleMs: options.sessionIdleMs ?? SESSION_IDLE_MS,
     ...options.link,
   });
   // Connect before serving, but serve even if the bank is down: pages answer 503 until it is back.
@@ -70,6 +71,7 @@ export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
     sessionSecret: sessionSecret(options.dataDir, options.atmId),
     secureCookies: options.secureCookies ?? false,
     authRateLimit: options.authRateLimit,
+    sessionIdleMs: options.sessionIdleMs ?? SESSION_IDLE_MS,
     logger,
   });
   const server = await new Promise<http.Server>((resolve, reject) => {

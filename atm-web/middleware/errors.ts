@@ -32,6 +32,14 @@ export function toHttpError(error: unknown): HttpError {
   return new HttpError(500, 'INTERNAL', 'Something went wrong. Nothing was changed. Please try again.');
 }
 
+const TITLES: Record<number, string> = {
+  403: 'Form expired',
+  404: 'Page not found',
+  413: 'Request too large',
+  429: 'Too many attempts',
+  503: 'Bank unavailable',
+};
+
 export function errorHandler(logger: Logger) {
   return (error: unknown, req: Request, res: Response, next: NextFunction): void => {
     if (res.headersSent) {
@@ -43,7 +51,8 @@ export function errorHandler(logger: Logger) {
       logger.error({ action: 'http', outcome: httpError.code, path: req.path, err: String(error) }, 'unexpected error');
     }
     res.status(httpError.status).render('error', {
-      title: httpError.status === 404 ? 'Page not found' : 'Something went wrong',
+      title: TITLES[httpError.status] ?? 'Something went wrong',
+      retryHref: req.method === 'GET' ? req.originalUrl : '/',
       status: httpError.status,
       code: httpError.code,
       message: httpError.message,

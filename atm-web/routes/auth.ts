@@ -15,6 +15,7 @@ import { rotateCsrfToken } from '../middleware/csrf.ts';
 export type AuthDeps = { bank: BankLink; logger: Logger; rateLimit?: { windowMs: number; limit: number } | undefined };
 
 const LOGGED_OUT = 'You have been logged out.';
+const EXPIRED = 'Your session ended because of inactivity. Please log in again.';
 
 function regenerate(req: Request): Promise<void> {
   return new Promise((resolve, reject) => req.session.regenerate((error) => (error ? reject(error) : resolve())));
@@ -42,7 +43,7 @@ export function authRoutes(deps: AuthDeps): Router {
   });
 
   const renderLogin = (req: Request, res: Response, status: number, error: string | null, username = ''): void => {
-    const notice = req.query.loggedOut === '1' ? LOGGED_OUT : null;
+    const notice = req.query.loggedOut === '1' ? LOGGED_OUT : req.query.expired === '1' ? EXPIRED : null;
     res.status(status).render('login', { title: 'Log in', error, flash: takeFlash(req), notice, username });
   };
   const renderSignup = (res: Response, status: number, error: string | null, username = ''): void => {

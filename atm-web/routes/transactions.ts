@@ -13,7 +13,7 @@ import type { Logger } from '../../server/logger.ts';
 import { callBank, formField } from '../bank-call.ts';
 import type { BankLink, CustomerHandle } from '../bank-link.ts';
 
-export type TransactionDeps = { bank: BankLink; logger: Logger };
+export type TransactionDeps = { bank: BankLink; logger: Logger; sessionIdleSeconds: number };
 
 const ACTIONS = ['deposit', 'withdraw', 'balance'] as const;
 type Action = (typeof ACTIONS)[number];
@@ -43,6 +43,9 @@ export function transactionRoutes(deps: TransactionDeps): Router {
     }
     res.locals.customer = live;
     res.locals.username = customer.username;
+    // Logged-in pages warn before the idle timeout (public/session-timer.js).
+    res.locals.sessionIdleSeconds = deps.sessionIdleSeconds;
+    res.locals.stayHref = req.path;
     next();
   };
 
