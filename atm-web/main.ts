@@ -1,5 +1,5 @@
 /**
- * `npm run atm -- N [--bank 127.0.0.1:65432] [--data-dir ./data] [--host 127.0.0.1] [--port P] [--secure-cookies]`
+ * `npm run atm -- N [--bank 127.0.0.1:65432] [--data-dir ./data] [--host 127.0.0.1] [--port P] [--secure-cookies] [--auth-rate-limit 20]`
  */
 import { parseArgs } from 'node:util';
 
@@ -7,7 +7,8 @@ import { createLogger } from '../server/logger.ts';
 import { MAX_ATM_NUMBER, startAtm } from './atm.ts';
 
 const USAGE =
-  'usage: npm run atm -- N [--bank 127.0.0.1:65432] [--data-dir ./data] [--host 127.0.0.1] [--port P] [--secure-cookies]';
+  'usage: npm run atm -- N [--bank 127.0.0.1:65432] [--data-dir ./data] [--host 127.0.0.1] [--port P] [--secure-cookies] ' +
+  '[--auth-rate-limit 20 (login and signup attempts per address per 15 minutes)]';
 
 function parseWhole(label: string, value: string | undefined, min: number, max: number): number {
   if (value === undefined || !/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string' },
       'secure-cookies': { type: 'boolean', default: false },
+      'auth-rate-limit': { type: 'string', default: '20' },
     },
   });
   if (positionals.length !== 1) throw new Error('give exactly one ATM number');
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
     host: values.host,
     ...(values.port === undefined ? {} : { port: parseWhole('--port', values.port, 0, 65535) }),
     secureCookies: values['secure-cookies'],
+    authRateLimit: { windowMs: 15 * 60_000, limit: parseWhole('--auth-rate-limit', values['auth-rate-limit'], 1, 1_000_000) },
     logger,
   });
   console.log(`ATM ${atmId} ready at ${atm.url}`);

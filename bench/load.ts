@@ -1,0 +1,116 @@
+/**
+ * Load against the bank through the full protocol: C ATM connections with S
+ * logged-in customer sessions each, a mix of deposits, withdrawals and
+ * balance inquiries. Closed loop (each session waits for its answer) finds
+ * peak throughput; open loop (requests on a fixed schedule, latency counted
+ * from the scheduled time, so stalls are not hidden) measures latency at a
+ * given rate.
+ */
+import { BankClient, type CustomerSession } from '../protocol/client.ts';
+import { BankError } from '../protocol/errors.ts';
+
+export type Session = { client: BankClient; session: CustomerSession; next: number };
+
+let txCounter = 0;
+const txId = (): string => `bench-${process.pid}-${(txCounter += 1)}`;
+
+/** One operation of the mix: 40% deposit, 30% withdrawal, 30% balance. */
+async function operation(s: Session): Promise<void> {
+  s.next = (s.next + 1) % 10;
+  try {
+    if (s.next < 4) await s.client.deposit(s.session, txId(), 1_00);
+    else if (s.next < 7) await s.client.withdraw(s.session, txId(), 1_00);
+    else await s.client.balance(s.session);
+  } catch (error) {
+    // An overdraft refusal is a completed transaction too.
+    if (!(error instanceof BankError && error.code === 'ERR_INSUFFICIENT_FUNDS')) throw error;
+  }
+}
+
+export async function openSessions(
+  target: { host: string; port: number; terminalKey: Buffer },
+  connections: number,
+  sessionsEach: number,
+  prefix: string,
+): Promise<Session[]> {
+  const sessions: Session[] = [];
+  for (let c = 0; c < connections; c += 1) {
+    const client = await BankClient.connect({ ...target, atmId: 100 + c, requestTimeoutMs: 60_000 });
+    const made = await Promise.all(
+      Array.from({ length: sessionsEach }, async (_, s) => {
+        const username = `${prefix}${c}x${s}`;
+        await client.signup(username, 'bench-password');
+        const session = await client.login(username, 'bench-password');
+        // Start with money so withdrawals mostly succeed.
+        await client.deposit(session, txId(), 1_000_00);
+        return { client, session, next: s % 10 };
+      }),
+    );
+    sessions.push(...made);
+  }
+  return sessions;
+}
+
+export async function closedLoop(sessions: Session[], seconds: number): Promise<{ tps: number; latencies: number[] }> {
+  const latencies: number[] = [];
+  const deadline = performance.now() + seconds * 1000;
+  await Promise.all(
+    sessions.map(async (s) => {
+      while (performance.now() < deadline) {
+        const start = performance.now();
+        await operation(s);
+        latencies.push(performance.now() - start);
+      }
+    }),
+  );
+  return { tps: latencies.length / seconds, latencies };
+}
+
+export async function openLoop(sessions: Session[], rate: number, seconds: number): Promise<{ tps: number; latencies: number[] }> {
+  const latencies: number[] = [];
+  const total = Math.floor(rate * seconds);
+  const interval = 1000 / rate;
+  const start = performance.now();
+  const busy = new Set<Session>();
+  const inFlight: Promise<void>[] = [];
+  let cursor = 0;
+  for (let i = 0; i < total; i += 1) {
+    const scheduled = start + i * interval;
+    const wait = scheduled - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    // A session runs one request at a time; pick the next free one.
+    let s = sessions[cursor % sessions.length];
+    for (let tries = 0; s && busy.has(s) && tries < sessions.length; tries += 1) {
+      cursor += 1;
+      s = sessions[cursor % sessions.length];
+    }
+    cursor += 1;
+    if (!s || busy.has(s)) {
+      latencies.push(Number.POSITIVE_INFINITY);
+      continue;
+    }
+    const session = s;
+    busy.add(session);
+    inFlight.push(
+      operation(session).then(() => {
+        busy.delete(session);
+        latencies.push(performance.now() - scheduled);
+      }),
+    );
+  }
+  await Promise.all(inFlight);
+  return { tps: latencies.length / ((performance.now() - start) / 1000), latencies };
+}
+
+/** Logins back to back on their own connection (bcrypt on the bank's thread pool). */
+export function loginStorm(client: BankClient, username: string, stop: () => boolean): Promise<number> {
+  return (async () => {
+    let count = 0;
+    while (!stop()) {
+      const session = await client.login(username, 'bench-password');
+      await client.logout(session);
+      count += 1;
+    }
+    return count;
+  })();
+}

@@ -1,0 +1,67 @@
+/**
+ * PostgreSQL's pgbench TPC-B-like run on a throwaway cluster: initdb in a
+ * temp dir, a free port, synchronous_commit=on, `pgbench -c 8 -j 2`.
+ * PostgreSQL refuses to run as root, so as root it runs as `postgres`.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const BIN = '/usr/lib/postgresql/15/bin';
+
+export type PgbenchResult = { tps: number; latencyMs: number; scale: number; clients: number; seconds: number };
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export function pgbenchAvailable(): boolean {
+  return fs.existsSync(path.join(BIN, 'pgbench'));
+}
+
+export async function runPgbench(options: { seconds: number; clients?: number; threads?: number; scale?: number }): Promise<PgbenchResult> {
+  const clients = options.clients ?? 8;
+  const threads = options.threads ?? 2;
+  const scale = options.scale ?? 10;
+  const asRoot = process.getuid?.() === 0;
+  const run = (command: string, args: string[]): string => {
+    const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', path.join(BIN, command), ...args]] : [path.join(BIN, command), args];
+    return execFileSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atm-pgbench-'));
+  if (asRoot) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    fs.chownSync(dir, uid, gid);
+  }
+  const data = path.join(dir, 'data');
+  const port = await freePort();
+  try {
+    run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+    run('pg_ctl', [
+      '-D', data, '-l', path.join(dir, 'server.log'), '-w', 'start',
+      '-o', `-p ${port} -k ${dir} -c listen_addresses='' -c synchronous_commit=on -c fsync=on -c shared_buffers=128MB`,
+    ]);
+    const connection = ['-h', dir, '-p', String(port), '-U', 'postgres'];
+    run('pgbench', [...connection, '-i', '-q', '-s', String(scale), 'postgres']);
+    const output = run('pgbench', [...connection, '-c', String(clients), '-j', String(threads), '-T', String(options.seconds), 'postgres']);
+    const tps = Number(/tps = ([0-9.]+)/.exec(output)?.[1] ?? 'NaN');
+    const latencyMs = Number(/latency average = ([0-9.]+) ms/.exec(output)?.[1] ?? 'NaN');
+    return { tps, latencyMs, scale, clients, seconds: options.seconds };
+  } finally {
+    try {
+      run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+    } catch {
+      // Already stopped, or never started.
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * `npm run bench [-- --quick] [--json] [--connections C] [--sessions S] [--seconds T]`
+ *
+ * The bank runs as its own process on a temp data dir with the default
+ * durability (every acknowledged transaction fsynced and audited). This
+ * process plays the ATMs. Reports peak throughput and latency, latency at
+ * half of peak, latency with logins (bcrypt) beside, the bank's memory and
+ * CPU, the web tier against bare Express, and pgbench TPC-B on the same
+ * machine. `--json` ends with one machine-readable summary line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { readBankAuth } from '../protocol/bank-auth.ts';
+import { BankClient } from '../protocol/client.ts';
+import { closedLoop, loginStorm, openLoop, openSessions } from './load.ts';
+import { pgbenchAvailable, runPgbench } from './pgbench.ts';
+import { cpuSeconds, memoryMb } from './proc.ts';
+import { round, summarize } from './stats.ts';
+import { postLoop, signInUsers } from './web.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    connections: { type: 'string' },
+    sessions: { type: 'string' },
+    seconds: { type: 'string' },
+    'idle-atms': { type: 'string' },
+  },
+});
+const quick = values.quick;
+const connections = Number(values.connections ?? 4);
+const sessionsEach = Number(values.sessions ?? 16);
+const seconds = Number(values.seconds ?? (quick ? 4 : 15));
+const idleAtms = Number(values['idle-atms'] ?? 1000);
+const log = (line: string): void => console.log(line);
+
+function spawnEntry(entry: string, args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const match = ready.exec(output);
+      if (match) {
+        child.stdout?.off('data', onData);
+        child.stdout?.resume();
+        resolve({ child, match });
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('exit', (code) => reject(new Error(`${entry} exited with ${code}:\n${output}`)));
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.removeAllListeners('exit');
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+async function main(): Promise<void> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atm-bench-'));
+  log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
+  log(`load: ${connections} ATM connections x ${sessionsEach} sessions, ${seconds} s per phase; mix 40% deposit, 30% withdraw, 30% balance`);
+
+  // bcrypt cost 10 keeps setup short; the logins-beside phase still runs real bcrypt.
+  const { child: bank, match } = await spawnEntry(
+    'server/main.ts',
+    ['--port', '0', '--data-dir', dataDir, '--bcrypt-cost', '10', '--max-handshaking', '1024', '--max-connections', '4096'],
+    /bank listening on 127\.0\.0\.1:(\d+)/,
+  );
+  const pid = bank.pid ?? 0;
+  const target = { host: '127.0.0.1', port: Number(match[1]), terminalKey: readBankAuth(path.join(dataDir, 'bank.auth')) };
+
+  const sessions = await openSessions(target, connections, sessionsEach, 'load');
+  await closedLoop(sessions, 1); // warm up
+
+  const cpu0 = cpuSeconds(pid);
+  const peak = await closedLoop(sessions, seconds);
+  const bankCpu = (cpuSeconds(pid) - cpu0) / seconds;
+  const peakLatency = summarize(peak.latencies);
+  log(`peak (closed loop):     ${round(peak.tps, 0)} tps  p50 ${round(peakLatency.p50)} ms  p95 ${round(peakLatency.p95)} ms  p99 ${round(peakLatency.p99)} ms  bank CPU ${round(bankCpu * 100, 0)}%`);
+
+  const halfRate = peak.tps / 2;
+  const half = await openLoop(sessions, halfRate, seconds);
+  const halfLatency = summarize(half.latencies);
+  log(`50% of peak (open loop): ${round(half.tps, 0)} tps  p50 ${round(halfLatency.p50)} ms  p95 ${round(halfLatency.p95)} ms  p99 ${round(halfLatency.p99)} ms`);
+
+  const loginClient = await BankClient.connect({ ...target, atmId: 99, requestTimeoutMs: 60_000 });
+  await loginClient.signup('login-storm', 'bench-password');
+  let stopLogins = false;
+  const logins = loginStorm(loginClient, 'login-storm', () => stopLogins);
+  const withLogins = await openLoop(sessions, halfRate, seconds);
+  stopLogins = true;
+  const loginCount = await logins;
+  const withLoginsLatency = summarize(withLogins.latencies);
+  const loginImpact = withLoginsLatency.p99 / halfLatency.p99;
+  log(`50% + logins beside:     ${round(withLogins.tps, 0)} tps  p50 ${round(withLoginsLatency.p50)} ms  p99 ${round(withLoginsLatency.p99)} ms  (${round(loginCount / seconds, 1)} logins/s; p99 x${round(loginImpact)})`);
+  loginClient.close();
+
+  // 1,000 connected idle ATMs (handshake done, nothing else): what do they cost the bank?
+  const rssBeforeIdle = memoryMb(pid).rss;
+  const idle: BankClient[] = [];
+  for (let i = 0; i < idleAtms; i += 50) {
+    idle.push(...(await Promise.all(Array.from({ length: Math.min(50, idleAtms - i) }, (_, j) => BankClient.connect({ ...target, atmId: 1000 + i + j })))));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const memory = memoryMb(pid);
+  log(`${idleAtms} idle ATMs connected: bank RSS ${round(memory.rss, 1)} MB (before them ${round(rssBeforeIdle, 1)} MB); peak RSS over the run ${round(memory.peak, 1)} MB`);
+  for (const client of idle) client.close();
+  for (const s of new Set(sessions.map((x) => x.client))) s.close();
+
+  // The web tier: deposits through one ATM against a bare Express route.
+  const { child: atm, match: atmMatch } = await spawnEntry(
+    'atm-web/main.ts',
+    ['1', '--bank', `127.0.0.1:${target.port}`, '--data-dir', dataDir, '--port', '0', '--auth-rate-limit', '100000'],
+    /ATM 1 ready at (http:\/\/[0-9.:]+)/,
+  );
+  const { child: bare, match: bareMatch } = await spawnEntry('bench/bare-express.ts', [], /bare express ready at (http:\/\/[0-9.:]+)/);
+  const users = await signInUsers(atmMatch[1] ?? '', 16, 'web');
+  const webSeconds = Math.max(3, Math.round(seconds / 2));
+  const atmRps = await postLoop(atmMatch[1] ?? '', users, webSeconds);
+  const bareRps = await postLoop(bareMatch[1] ?? '', users, webSeconds);
+  const httpRatio = atmRps / bareRps;
+  log(`web tier: ${round(atmRps, 0)} deposits/s through ATM 1 vs ${round(bareRps, 0)} req/s bare Express (ratio ${round(httpRatio, 3)})`);
+  await stop(atm);
+  await stop(bare);
+  await stop(bank);
+
+  let pgbenchTps = Number.NaN;
+  if (pgbenchAvailable()) {
+    const pg = await runPgbench({ seconds });
+    pgbenchTps = pg.tps;
+    log(`pgbench TPC-B (-c ${pg.clients} -j 2, scale ${pg.scale}, synchronous_commit=on): ${round(pg.tps, 0)} tps, ${round(pg.latencyMs)} ms average`);
+  } else {
+    log('pgbench: not found at /usr/lib/postgresql/15/bin; skipped');
+  }
+  const ratio = peak.tps / pgbenchTps;
+  log(`ours / pgbench: ${round(ratio)}x`);
+  fs.rmSync(dataDir, { recursive: true, force: true });
+
+  if (values.json) {
+    console.log(
+      JSON.stringify({
+        tps: round(peak.tps, 1),
+        p50_ms: round(peakLatency.p50, 3),
+        p95_ms: round(peakLatency.p95, 3),
+        p99_ms: round(peakLatency.p99, 3),
+        half_load_tps: round(half.tps, 1),
+        half_load_p99_ms: round(halfLatency.p99, 3),
+        logins_p99_ms: round(withLoginsLatency.p99, 3),
+        login_p99_ratio: round(loginImpact, 3),
+        pgbench_tps: round(pgbenchTps, 1),
+        ratio: round(ratio, 3),
+        http_rps: round(atmRps, 1),
+        bare_http_rps: round(bareRps, 1),
+        http_ratio: round(httpRatio, 3),
+        rss_mb: round(memory.peak, 1),
+        idle_atms: idleAtms,
+        idle_atms_rss_mb: round(memory.rss, 1),
+        bank_cpu: round(bankCpu, 3),
+      }),
+    );
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
