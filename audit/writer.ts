@@ -1,13 +1,16 @@
 /**
- * Appends every event to the plaintext log and the encrypted chained log and
- * forces both to disk before returning. Callers write the audit line before
- * they acknowledge anything, so an acknowledged transaction always has its
- * line, also after `kill -9`. A write that fails throws and leaves both files
- * as they were, so the caller can refuse the transaction instead of letting
- * it go unlogged.
+ * Appends every event to the plaintext log and the encrypted chained log.
+ * `write` puts the lines in both files at once (a failed write throws and
+ * leaves both files as they were, so the caller can refuse the transaction
+ * instead of letting it go unlogged); `flush` resolves once everything
+ * written so far is on disk. Callers flush before they acknowledge anything,
+ * so an acknowledged transaction always has its line, also after `kill -9`
+ * or a power cut. Flushes are grouped: one fdatasync per file covers every
+ * line written before it started (group commit).
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import { CHAIN_START, hashLine, sealLine, type ChainPosition } from './chain.ts';
@@ -22,8 +25,15 @@ export function auditPaths(dataDir: string): { dir: string; plain: string; encry
   return { dir, plain: path.join(dir, PLAIN_LOG), encrypted: path.join(dir, ENCRYPTED_LOG) };
 }
 
-/** Anything that can take an audit event; the bank depends on this, not on files. */
-export type AuditSink = { append(event: AuditEvent): void };
+/** Anything that can take audit events; the bank depends on this, not on files. */
+export type AuditSink = {
+  /** Records the event now, or throws; nothing is half-written. */
+  write(event: AuditEvent): void;
+  /** Resolves when everything written so far is durable. */
+  flush(): Promise<void>;
+};
+
+const fdatasync = promisify(fs.fdatasync);
 
 type OpenFile = { fd: number; size: number };
 
@@ -56,13 +66,12 @@ function openForAppend(file: string): { file: OpenFile; lastLine: string | null;
   return { file: { fd, size: completeEnd }, lastLine, tornBytes };
 }
 
-function appendDurably(file: OpenFile, line: string): void {
+function appendLine(file: OpenFile, line: string): void {
   const bytes = Buffer.from(`${line}\n`, 'utf8');
   let written = 0;
   while (written < bytes.length) {
     written += fs.writeSync(file.fd, bytes, written, bytes.length - written, file.size + written);
   }
-  fs.fdatasyncSync(file.fd);
   file.size += bytes.length;
 }
 
@@ -78,6 +87,10 @@ function rollBack(file: OpenFile, size: number): void {
 export class AuditWriter implements AuditSink {
   private position: ChainPosition;
   private closed = false;
+  /** Lines written, and how many of them a finished flush has made durable. */
+  private written = 0;
+  private durable = 0;
+  private syncing: Promise<void> | null = null;
 
   private constructor(
     private readonly key: Buffer,
@@ -109,23 +122,50 @@ export class AuditWriter implements AuditSink {
     return { writer, tornBytes: plain.tornBytes + encrypted.tornBytes };
   }
 
-  append(event: AuditEvent): void {
+  write(event: AuditEvent): void {
     if (this.closed) throw new Error('audit log is closed');
     const sealed = sealLine(this.key, this.position, event, this.random);
     const sizes = { plain: this.plain.size, encrypted: this.encrypted.size };
     try {
-      appendDurably(this.plain, formatPlainLine(event));
-      appendDurably(this.encrypted, sealed.line);
+      appendLine(this.plain, formatPlainLine(event));
+      appendLine(this.encrypted, sealed.line);
     } catch (error) {
       rollBack(this.plain, sizes.plain);
       rollBack(this.encrypted, sizes.encrypted);
       throw error;
     }
     this.position = sealed.next;
+    this.written += 1;
   }
 
-  close(): void {
+  async flush(): Promise<void> {
+    const target = this.written;
+    // Each sync covers every line written before it started; a caller whose
+    // line came later waits for the next one. Many callers, few fdatasyncs.
+    while (this.durable < target) {
+      if (!this.syncing) {
+        const covering = this.written;
+        this.syncing = Promise.all([fdatasync(this.plain.fd), fdatasync(this.encrypted.fd)])
+          .then(() => {
+            this.durable = Math.max(this.durable, covering);
+          })
+          .finally(() => {
+            this.syncing = null;
+          });
+      }
+      await this.syncing;
+    }
+  }
+
+  /** Writes and flushes one event: for callers outside the hot path and for tests. */
+  async append(event: AuditEvent): Promise<void> {
+    this.write(event);
+    await this.flush();
+  }
+
+  async close(): Promise<void> {
     if (this.closed) return;
+    await this.flush();
     this.closed = true;
     fs.closeSync(this.plain.fd);
     fs.closeSync(this.encrypted.fd);

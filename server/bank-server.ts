@@ -103,7 +103,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
         await Promise.all([...connections].map((connection) => connection.drain()));
         await stopped;
         bank.record(system, 'bank_stop', 'ok');
-        audit.close();
+        await audit.close();
         await ledger.close();
       })();
       return closing;

@@ -1,7 +1,8 @@
 /**
  * Banking rules, independent of the wire: signup, login with lockout, money
- * movements, balance and statement. Every decision is audited before it is
- * answered; a failed audit write refuses the operation.
+ * movements, balance and statement. Every decision is audited, and the audit
+ * line is on disk before the answer goes out; a failed audit write refuses
+ * the operation.
  */
 import bcrypt from 'bcrypt';
 
@@ -66,31 +67,41 @@ export class Bank {
     this.bcryptCost = options.bcryptCost;
   }
 
-  /** Records an event that is not tied to a customer operation (protocol failures, start, stop). */
+  /**
+   * Records an event that is not tied to a customer operation (protocol
+   * failures, start, stop). Nothing waits on it, so it is flushed with the
+   * next group; a write that fails throws.
+   */
   record(actor: Actor, action: AuditAction, outcome: string, detail?: string): void {
-    this.audit.append(this.event(actor, action, null, outcome, detail));
+    this.audit.write(this.event(actor, action, null, outcome, detail));
+    this.audit.flush().catch(() => undefined);
+  }
+
+  /** Resolves when every event recorded so far is on disk. */
+  flushed(): Promise<void> {
+    return this.audit.flush();
   }
 
   async signup(actor: Actor, rawUsername: string, password: string): Promise<{ username: string }> {
     const username = normalizeUsername(rawUsername);
     if (!username) {
-      this.audited(actor, 'signup', null, 'invalid_username', rawUsername);
+      await this.audited(actor, 'signup', null, 'invalid_username', rawUsername);
       throw new BankError('ERR_INVALID_USERNAME', 'Usernames are 3 to 32 characters: letters, digits, and . _ -');
     }
     const who = { ...actor, username };
     const passwordProblem = checkPassword(password);
     if (passwordProblem) {
-      this.audited(who, 'signup', null, 'invalid_password');
+      await this.audited(who, 'signup', null, 'invalid_password');
       throw new BankError('ERR_INVALID_PASSWORD', passwordProblem);
     }
     // bcrypt's async API runs on the libuv thread pool, off the event loop.
     const hash = await bcrypt.hash(password, this.bcryptCost);
     const account = await this.ledger.createAccount(username, hash, this.now());
     if (!account) {
-      this.audited(who, 'signup', null, 'username_taken');
+      await this.audited(who, 'signup', null, 'username_taken');
       throw new BankError('ERR_USERNAME_TAKEN', 'That username is taken. Choose another.');
     }
-    this.audited({ ...who, accountId: account.id }, 'signup', null, 'ok');
+    await this.audited({ ...who, accountId: account.id }, 'signup', null, 'ok');
     return { username };
   }
 
@@ -102,12 +113,12 @@ export class Bank {
     const matches = await bcrypt.compare(password, account?.passwordHash ?? (await this.getDummyHash()));
     const who: Actor = { ...actor, username: username ?? rawUsername, accountId: account?.id ?? null };
     if (!account) {
-      this.audited(who, 'login', null, 'unknown_user');
+      await this.audited(who, 'login', null, 'unknown_user');
       throw new BankError('ERR_AUTH_FAILED', LOGIN_FAILED_MESSAGE);
     }
     const nowMs = this.clock().getTime();
     if (account.lockedUntil !== null && account.lockedUntil > nowMs) {
-      this.audited(who, 'login', null, 'locked', `until ${new Date(account.lockedUntil).toISOString()}`);
+      await this.audited(who, 'login', null, 'locked', `until ${new Date(account.lockedUntil).toISOString()}`);
       throw new BankError('ERR_AUTH_FAILED', LOGIN_FAILED_MESSAGE);
     }
     if (!matches || checkPassword(password) !== null) {
@@ -115,19 +126,19 @@ export class Bank {
       throw new BankError('ERR_AUTH_FAILED', LOGIN_FAILED_MESSAGE);
     }
     await this.ledger.recordLoginSuccess(account.id);
-    this.audited(who, 'login', null, 'ok');
+    await this.audited(who, 'login', null, 'ok');
     return { accountId: account.id, username: account.username };
   }
 
-  logout(actor: Actor): void {
-    this.audited(actor, 'logout', null, 'ok');
+  async logout(actor: Actor): Promise<void> {
+    await this.audited(actor, 'logout', null, 'ok');
   }
 
   async move(actor: Actor, kind: MoneyKind, txId: string, amountCents: number): Promise<MoneyResult> {
     const accountId = requireAccount(actor);
     const amount = checkTransactionCents(amountCents);
     if (!amount.ok) {
-      this.audited(actor, kind, null, 'invalid_amount', txId);
+      await this.audited(actor, kind, null, 'invalid_amount', txId);
       throw new BankError('ERR_INVALID_AMOUNT', amount.reason);
     }
     let outcome: MoneyOutcome;
@@ -135,17 +146,19 @@ export class Bank {
       outcome = await this.ledger.applyMoney(
         { accountId, txId, kind, amountCents: amount.cents, at: this.now() },
         // Inside the ledger transaction: if this audit write fails, nothing commits.
-        (fresh) => this.audit.append(this.event(actor, kind, amount.cents, outcomeName(fresh), txId)),
+        (fresh) => this.audit.write(this.event(actor, kind, amount.cents, outcomeName(fresh), txId)),
       );
+      // The ledger is durable; the audit line must be too before we answer.
+      await this.audit.flush();
     } catch (error) {
       if (error instanceof BankError) throw error;
       throw new BankError('ERR_UNAVAILABLE', 'The transaction could not be recorded. Nothing was changed.');
     }
     if (outcome.status === 'conflict') {
-      this.audited(actor, kind, amount.cents, 'tx_conflict', txId);
+      await this.audited(actor, kind, amount.cents, 'tx_conflict', txId);
       throw new BankError('ERR_TX_CONFLICT', 'This transaction id was already used for a different request.');
     }
-    if (outcome.replayed) this.audited(actor, kind, amount.cents, `replayed_${outcome.status}`, txId);
+    if (outcome.replayed) await this.audited(actor, kind, amount.cents, `replayed_${outcome.status}`, txId);
     if (outcome.status === 'insufficient_funds') throw new BankError('ERR_INSUFFICIENT_FUNDS', 'Insufficient funds');
     if (outcome.status === 'balance_limit') {
       throw new BankError('ERR_BALANCE_LIMIT', 'This deposit would take the balance over the account limit.');
@@ -155,7 +168,7 @@ export class Bank {
 
   async balance(actor: Actor): Promise<number> {
     const balance = await this.ledger.balance(requireAccount(actor));
-    this.audited(actor, 'balance', null, 'ok');
+    await this.audited(actor, 'balance', null, 'ok');
     return balance;
   }
 
@@ -165,7 +178,7 @@ export class Bank {
       this.ledger.balance(accountId),
       this.ledger.statement(accountId, STATEMENT_LENGTH),
     ]);
-    this.audited(actor, 'statement', null, 'ok');
+    await this.audited(actor, 'statement', null, 'ok');
     return { balanceCents, entries };
   }
 
@@ -173,9 +186,9 @@ export class Bank {
     const result = await this.ledger.recordLoginFailure(account.id, (failures) =>
       failures >= MAX_FAILED_LOGINS ? nowMs + LOCKOUT_MS : null,
     );
-    this.audited(who, 'login', null, 'bad_password', `failure ${result.failures}`);
+    await this.audited(who, 'login', null, 'bad_password', `failure ${result.failures}`);
     if (result.failures >= MAX_FAILED_LOGINS) {
-      this.audited(who, 'lockout', null, 'locked', `until ${new Date(nowMs + LOCKOUT_MS).toISOString()}`);
+      await this.audited(who, 'lockout', null, 'locked', `until ${new Date(nowMs + LOCKOUT_MS).toISOString()}`);
     }
   }
 
@@ -184,9 +197,11 @@ export class Bank {
     return this.dummyHash;
   }
 
-  private audited(actor: Actor, action: AuditAction, amountCents: number | null, outcome: string, detail?: string): void {
+  /** Writes the event and waits until it is on disk; refuses the operation if it cannot be recorded. */
+  private async audited(actor: Actor, action: AuditAction, amountCents: number | null, outcome: string, detail?: string): Promise<void> {
     try {
-      this.audit.append(this.event(actor, action, amountCents, outcome, detail));
+      this.audit.write(this.event(actor, action, amountCents, outcome, detail));
+      await this.audit.flush();
     } catch {
       throw new BankError('ERR_UNAVAILABLE', 'The bank cannot record this operation right now. Nothing was changed.');
     }

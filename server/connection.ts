@@ -228,7 +228,7 @@ export class BankConnection {
       case 'statement':
         return { op: 'statement', ...(await bank.statement(actor)) };
       case 'logout':
-        bank.logout(actor);
+        await bank.logout(actor);
         this.endSession(customer);
         return { op: 'logout' };
     }

@@ -1,11 +1,18 @@
 /**
- * The ledger in embedded SQLite (better-sqlite3). WAL mode with
- * `synchronous = FULL`: a commit is fsynced before it returns, so an
- * acknowledged movement survives `kill -9` and power loss. The schema itself
+ * The ledger in embedded SQLite (better-sqlite3), WAL mode. The schema itself
  * forbids a negative balance; each movement updates the balance and appends
- * its journal row in one transaction.
+ * its journal row atomically.
+ *
+ * Group commit: money requests that arrive together are applied in one
+ * SQLite transaction (each in its own savepoint, so one failure touches no
+ * other), and a single fdatasync of the WAL makes the whole group durable
+ * before any of them is answered. SQLite runs with `synchronous = NORMAL`
+ * because we sync the WAL ourselves, once per group instead of once per
+ * commit: an acknowledged movement survives `kill -9` and power loss, as
+ * with `FULL`, at a fraction of the fsyncs.
  */
 import fs from 'node:fs';
+import { promisify } from 'node:util';
 
 import Database from 'better-sqlite3';
 
@@ -52,6 +59,15 @@ type AccountRow = {
 
 type JournalRow = { kind: MoneyKind; amount_cents: number; status: Exclude<MoneyOutcome['status'], 'conflict'>; balance_after_cents: number };
 
+const fdatasync = promisify(fs.fdatasync);
+
+type Pending = {
+  request: MoneyRequest;
+  beforeCommit: (outcome: MoneyOutcome) => void;
+  resolve: (outcome: MoneyOutcome) => void;
+  reject: (error: unknown) => void;
+};
+
 function toAccount(row: AccountRow): Account {
   return {
     id: row.id,
@@ -96,21 +112,36 @@ type Statements = ReturnType<typeof prepareStatements>;
 export class SqliteLedger implements Ledger {
   private readonly db: Database.Database;
   private readonly statements: Statements;
+  private readonly applyOne: (item: Pending) => MoneyOutcome;
+  private queue: Pending[] = [];
+  private batchScheduled = false;
+  private walFd: number | null = null;
+  /** Commits made, and how many of them a finished WAL sync has made durable. */
+  private commits = 0;
+  private durable = 0;
+  private syncing: Promise<void> | null = null;
+  private walSyncs = 0;
+  private groups = 0;
 
-  constructor(file: string) {
+  constructor(private readonly file: string) {
     this.db = new Database(file);
     fs.chmodSync(file, 0o600);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
+    // Durability comes from our own fdatasync of the WAL before answering (see above).
+    this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     this.statements = prepareStatements(this.db);
+    // Called inside the group's transaction, so better-sqlite3 makes it a savepoint.
+    this.applyOne = this.db.transaction((item: Pending) => this.decideAndRecord(item));
   }
 
   async createAccount(username: string, passwordHash: string, at: string): Promise<Account | null> {
     const row = this.statements.insertAccount.get(username, passwordHash, at);
-    return row ? toAccount(row) : null;
+    if (!row) return null;
+    await this.committed();
+    return toAccount(row);
   }
 
   async findAccount(username: string): Promise<Account | null> {
@@ -122,7 +153,7 @@ export class SqliteLedger implements Ledger {
     accountId: number,
     lockUntil: (failures: number) => number | null,
   ): Promise<{ failures: number; lockedUntil: number | null }> {
-    return this.db.transaction(() => {
+    const result = this.db.transaction(() => {
       const row = this.statements.countFailure.get(accountId);
       if (!row) return { failures: 0, lockedUntil: null };
       const until = lockUntil(row.failed_logins);
@@ -130,35 +161,106 @@ export class SqliteLedger implements Ledger {
       this.statements.lock.run(until, accountId);
       return { failures: row.failed_logins, lockedUntil: until };
     }).immediate();
+    await this.committed();
+    return result;
   }
 
   async recordLoginSuccess(accountId: number): Promise<void> {
-    this.statements.resetFailures.run(accountId);
+    if (this.statements.resetFailures.run(accountId).changes > 0) await this.committed();
   }
 
-  async applyMoney(request: MoneyRequest, beforeCommit: (outcome: MoneyOutcome) => void): Promise<MoneyOutcome> {
-    return this.db.transaction((): MoneyOutcome => {
-      const previous = this.statements.findTx.get(request.accountId, request.txId);
-      if (previous) {
-        if (previous.kind !== request.kind || previous.amount_cents !== request.amountCents) return { status: 'conflict' };
-        return { status: previous.status, balanceCents: previous.balance_after_cents, replayed: true };
+  applyMoney(request: MoneyRequest, beforeCommit: (outcome: MoneyOutcome) => void): Promise<MoneyOutcome> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ request, beforeCommit, resolve, reject });
+      if (!this.batchScheduled) {
+        this.batchScheduled = true;
+        // setImmediate runs after the event loop has read every socket that
+        // is ready, so all requests that arrived meanwhile join this group.
+        setImmediate(() => this.runBatch());
       }
-      const current = this.statements.balance.get(request.accountId);
-      if (!current) throw new Error('account vanished');
-      const outcome = decide(current.balance_cents, request);
-      if (outcome.status === 'applied') this.statements.setBalance.run(outcome.balanceCents, request.accountId);
-      this.statements.insertJournal.run(
-        request.accountId,
-        request.txId,
-        request.kind,
-        request.amountCents,
-        outcome.status,
-        outcome.balanceCents,
-        request.at,
-      );
-      beforeCommit(outcome);
-      return outcome;
-    }).immediate();
+    });
+  }
+
+  /** How well group commit is grouping: money groups committed and WAL syncs made. */
+  get groupStats(): { groups: number; walSyncs: number } {
+    return { groups: this.groups, walSyncs: this.walSyncs };
+  }
+
+  private runBatch(): void {
+    this.batchScheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    this.groups += 1;
+    const results: Array<{ ok: true; outcome: MoneyOutcome } | { ok: false; error: unknown }> = [];
+    try {
+      this.db
+        .transaction(() => {
+          for (const item of batch) {
+            try {
+              results.push({ ok: true, outcome: this.applyOne(item) });
+            } catch (error) {
+              results.push({ ok: false, error });
+            }
+          }
+        })
+        .immediate();
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    this.committed().then(
+      () => batch.forEach((item, i) => settle(item, results[i])),
+      (error: unknown) => batch.forEach((item) => item.reject(error)),
+    );
+  }
+
+  private decideAndRecord({ request, beforeCommit }: Pending): MoneyOutcome {
+    const previous = this.statements.findTx.get(request.accountId, request.txId);
+    if (previous) {
+      if (previous.kind !== request.kind || previous.amount_cents !== request.amountCents) return { status: 'conflict' };
+      return { status: previous.status, balanceCents: previous.balance_after_cents, replayed: true };
+    }
+    const current = this.statements.balance.get(request.accountId);
+    if (!current) throw new Error('account vanished');
+    const outcome = decide(current.balance_cents, request);
+    if (outcome.status === 'applied') this.statements.setBalance.run(outcome.balanceCents, request.accountId);
+    this.statements.insertJournal.run(
+      request.accountId,
+      request.txId,
+      request.kind,
+      request.amountCents,
+      outcome.status,
+      outcome.balanceCents,
+      request.at,
+    );
+    // Inside this request's savepoint: if it throws (the audit log cannot be
+    // written), this request alone is rolled back.
+    beforeCommit(outcome);
+    return outcome;
+  }
+
+  /**
+   * Resolves once every commit made so far is on disk: one fdatasync of the
+   * WAL covers all commits before it started; later callers wait for the next.
+   */
+  private async committed(): Promise<void> {
+    this.commits += 1;
+    const target = this.commits;
+    while (this.durable < target) {
+      if (!this.syncing) {
+        const covering = this.commits;
+        this.walFd ??= fs.openSync(`${this.file}-wal`, 'r+');
+        this.walSyncs += 1;
+        this.syncing = fdatasync(this.walFd)
+          .then(() => {
+            this.durable = Math.max(this.durable, covering);
+          })
+          .finally(() => {
+            this.syncing = null;
+          });
+      }
+      await this.syncing;
+    }
   }
 
   async balance(accountId: number): Promise<number> {
@@ -177,8 +279,16 @@ export class SqliteLedger implements Ledger {
   }
 
   async close(): Promise<void> {
+    await this.syncing;
+    if (this.walFd !== null) fs.closeSync(this.walFd);
+    this.walFd = null;
     if (this.db.open) this.db.close();
   }
+}
+
+function settle(item: Pending, result: { ok: true; outcome: MoneyOutcome } | { ok: false; error: unknown } | undefined): void {
+  if (result?.ok) item.resolve(result.outcome);
+  else item.reject(result?.error ?? new Error('no result'));
 }
 
 function decide(balance: number, request: MoneyRequest): Exclude<MoneyOutcome, { status: 'conflict' }> {

@@ -25,13 +25,13 @@ function event(n: number, overrides: Partial<AuditEvent> = {}): AuditEvent {
 }
 
 /** A data dir with a five-line audit log. */
-function writeLog(lines = 5): { dataDir: string; key: Buffer; file: string } {
+async function writeLog(lines = 5): Promise<{ dataDir: string; key: Buffer; file: string }> {
   const dataDir = tempDir();
   const paths = prepareDataDir(dataDir, fixedRandom(3));
   const key = readAuditKey(paths.auditKey);
   const { writer } = AuditWriter.open(dataDir, key, fixedRandom(4));
-  for (let n = 1; n <= lines; n += 1) writer.append(event(n));
-  writer.close();
+  for (let n = 1; n <= lines; n += 1) writer.write(event(n));
+  await writer.close();
   return { dataDir, key, file: auditPaths(dataDir).encrypted };
 }
 
@@ -48,8 +48,8 @@ function editLines(file: string, edit: (lines: string[]) => string[]): void {
 }
 
 describe('encrypted audit log', () => {
-  it('verifies an intact log and decrypts every entry in order', () => {
-    const { dataDir } = writeLog();
+  it('verifies an intact log and decrypts every entry in order', async () => {
+    const { dataDir } = await writeLog();
     expect(cli(['verify', '--data-dir', dataDir])).toEqual({ code: 0, out: ['audit log intact: 5 lines verified'], err: [] });
     const decrypted = cli(['decrypt', '--data-dir', dataDir, '--json']);
     expect(decrypted.code).toBe(0);
@@ -58,14 +58,14 @@ describe('encrypted audit log', () => {
     expect(human.out[0]).toBe('2026-01-01T00:00:01.000Z  atm=1  user=alice  deposit  1.00  ok');
   });
 
-  it('holds nothing readable: no username, action or amount in the clear', () => {
-    const { file } = writeLog();
+  it('holds nothing readable: no username, action or amount in the clear', async () => {
+    const { file } = await writeLog();
     const text = fs.readFileSync(file, 'utf8');
     for (const word of ['alice', 'deposit', '"amountCents"']) expect(text).not.toContain(word);
   });
 
-  it('names a modified line', () => {
-    const { dataDir, file } = writeLog();
+  it('names a modified line', async () => {
+    const { dataDir, file } = await writeLog();
     editLines(file, (lines) => {
       const parts = (lines[2] ?? '').split('.');
       const ciphertext = Buffer.from(parts[2] ?? '', 'base64');
@@ -79,24 +79,24 @@ describe('encrypted audit log', () => {
     expect(result.err[0]).toMatch(/^audit log NOT intact: line 3: authentication failed/);
   });
 
-  it('names the line after a deleted one', () => {
-    const { dataDir, file } = writeLog();
+  it('names the line after a deleted one', async () => {
+    const { dataDir, file } = await writeLog();
     editLines(file, (lines) => lines.filter((_, index) => index !== 1));
     const result = cli(['verify', '--data-dir', dataDir]);
     expect(result.code).toBe(1);
     expect(result.err[0]).toMatch(/line 2: line number 3 where 2 was expected/);
   });
 
-  it('names the first of two swapped lines', () => {
-    const { dataDir, file } = writeLog();
+  it('names the first of two swapped lines', async () => {
+    const { dataDir, file } = await writeLog();
     editLines(file, (lines) => [lines[0], lines[2], lines[1], lines[3], lines[4]].map(String));
     const result = cli(['verify', '--data-dir', dataDir]);
     expect(result.code).toBe(1);
     expect(result.err[0]).toMatch(/line 2:/);
   });
 
-  it('detects a line renumbered to hide a deletion, by the broken chain', () => {
-    const { key, file } = writeLog();
+  it('detects a line renumbered to hide a deletion, by the broken chain', async () => {
+    const { key, file } = await writeLog();
     const lines = fs.readFileSync(file, 'utf8').split('\n').slice(0, -1);
     const renumbered = [lines[0], `2.${(lines[2] ?? '').split('.').slice(1).join('.')}`];
     expect(verifyLogText(key, `${renumbered.join('\n')}\n`).firstBad).toEqual({
@@ -105,28 +105,28 @@ describe('encrypted audit log', () => {
     });
   });
 
-  it('refuses a log read with another key', () => {
-    const { file } = writeLog();
+  it('refuses a log read with another key', async () => {
+    const { file } = await writeLog();
     const result = verifyLogText(Buffer.alloc(32, 1), fs.readFileSync(file, 'utf8'));
     expect(result.firstBad?.line).toBe(1);
   });
 
-  it('continues the chain across restarts and trims a torn final line left by a crash', () => {
-    const { dataDir, key, file } = writeLog(3);
+  it('continues the chain across restarts and trims a torn final line left by a crash', async () => {
+    const { dataDir, key, file } = await writeLog(3);
     fs.appendFileSync(file, '4.partial-write-without-newl');
     fs.appendFileSync(auditPaths(dataDir).plain, '2026-01-01T00:00:04.000Z atm=1 us');
     const { writer, tornBytes } = AuditWriter.open(dataDir, key, fixedRandom(5));
     expect(tornBytes).toBeGreaterThan(0);
-    writer.append(event(4));
-    writer.close();
+    await writer.append(event(4));
+    await writer.close();
     const log = verifyLogText(key, fs.readFileSync(file, 'utf8'));
     expect(log.firstBad).toBeNull();
     expect(log.entries).toHaveLength(4);
     expect(fs.readFileSync(auditPaths(dataDir).plain, 'utf8').split('\n')).toHaveLength(5);
   });
 
-  it('leaves both files as they were when a write fails', () => {
-    const { dataDir, key, file } = writeLog(2);
+  it('leaves both files as they were when a write fails', async () => {
+    const { dataDir, key, file } = await writeLog(2);
     const { writer } = AuditWriter.open(dataDir, key, fixedRandom(6));
     const before = fs.readFileSync(file, 'utf8');
     const writeSync = fs.writeSync;
@@ -138,14 +138,14 @@ describe('encrypted audit log', () => {
       return writeSync(...args);
     }) as typeof fs.writeSync;
     try {
-      expect(() => writer.append(event(3))).toThrow(/no space/);
+      expect(() => writer.write(event(3))).toThrow(/no space/);
     } finally {
       fs.writeSync = writeSync;
     }
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
     expect(fs.readFileSync(auditPaths(dataDir).plain, 'utf8').split('\n')).toHaveLength(3);
-    writer.append(event(3));
-    writer.close();
+    await writer.append(event(3));
+    await writer.close();
     expect(verifyLogText(key, fs.readFileSync(file, 'utf8')).entries).toHaveLength(3);
   });
 
