@@ -47,13 +47,17 @@ async function main(): Promise<void> {
     logger,
   });
   console.log(`ATM ${atmId} ready at ${atm.url}`);
+  const exit = (code: number): never => {
+    logger.flush();
+    process.exit(code);
+  };
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
     atm.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
+      () => exit(0),
+      () => exit(1),
     );
   };
   process.on('SIGINT', stop);

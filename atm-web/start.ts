@@ -27,12 +27,14 @@ async function main(): Promise<void> {
   });
   const dataDir = values['data-dir'];
   process.umask(0o077);
+  const bankLogger = createLogger('bank');
+  const atmLogger = createLogger('atm-1');
   const bank = await startBankServer({
     host: HOST,
     port: port('--bank-port', values['bank-port']),
     dataDir,
     bcryptCost: DEFAULT_BCRYPT_COST,
-    logger: createLogger('bank'),
+    logger: bankLogger,
   });
   const atm = await startAtm({
     atmId: 1,
@@ -41,7 +43,7 @@ async function main(): Promise<void> {
     dataDir,
     host: HOST,
     port: port('--port', values.port),
-    logger: createLogger('atm-1'),
+    logger: atmLogger,
   });
   console.log(`\n  Bank listening on ${HOST}:${bank.port} (data in ${dataDir})`);
   console.log(`  ATM 1 ready: open ${atm.url} in your browser`);
@@ -54,9 +56,14 @@ async function main(): Promise<void> {
       .close()
       .then(() => bank.close())
       .then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
+        () => 0,
+        () => 1,
+      )
+      .then((code) => {
+        bankLogger.flush();
+        atmLogger.flush();
+        process.exit(code);
+      });
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -27,7 +27,24 @@ export const X25519_PUBLIC_BYTES = 32;
 /** Source of randomness; injectable so tests can be deterministic. */
 export type RandomSource = (size: number) => Buffer;
 
-export const secureRandom: RandomSource = (size) => nodeRandomBytes(size);
+// Small requests (IVs, ids) are served from a pooled CSPRNG draw: one call
+// into OpenSSL per 4 KiB instead of one per IV. Bytes handed out are zeroed
+// in the pool, so the pool never holds randomness that was already used.
+const POOL_BYTES = 4096;
+let pool = Buffer.alloc(0);
+let poolOffset = 0;
+
+export const secureRandom: RandomSource = (size) => {
+  if (size > 256) return nodeRandomBytes(size);
+  if (poolOffset + size > pool.length) {
+    pool = nodeRandomBytes(POOL_BYTES);
+    poolOffset = 0;
+  }
+  const out = Buffer.from(pool.subarray(poolOffset, poolOffset + size));
+  pool.fill(0, poolOffset, poolOffset + size);
+  poolOffset += size;
+  return out;
+};
 
 /**
  * HKDF-SHA256, extract then expand (RFC 5869 §2.2 and §2.3).
@@ -35,6 +52,25 @@ export const secureRandom: RandomSource = (size) => nodeRandomBytes(size);
  */
 export function hkdfSha256(ikm: Buffer, salt: Buffer, info: Buffer, length: number): Buffer {
   return Buffer.from(hkdfSync('sha256', ikm, salt, info, length));
+}
+
+/**
+ * HKDF-Expand alone (RFC 5869 §2.3), for a key that is already uniformly
+ * random (§3.3 allows skipping Extract then). Used for the per-message
+ * ratchet, where it costs two HMACs instead of three and no key import.
+ */
+export function hkdfExpandSha256(prk: Buffer, info: Buffer, length: number): Buffer {
+  if (length > 255 * MAC_BYTES) throw new RangeError('HKDF-Expand output too long');
+  const blocks: Buffer[] = [];
+  let previous: Buffer = Buffer.alloc(0);
+  for (let counter = 1; blocks.length * MAC_BYTES < length; counter += 1) {
+    previous = hmacSha256(prk, previous, info, Buffer.of(counter));
+    blocks.push(previous);
+  }
+  const okm = Buffer.concat(blocks).subarray(0, length);
+  const result = Buffer.from(okm);
+  wipe(...blocks);
+  return result;
 }
 
 export function hmacSha256(key: Buffer, ...parts: Buffer[]): Buffer {

@@ -18,6 +18,7 @@ import {
   aes256CbcDecrypt,
   aes256CbcEncrypt,
   constantTimeEqual,
+  hkdfExpandSha256,
   hkdfSha256,
   hmacSha256,
   wipe,
@@ -179,11 +180,13 @@ function encodeHeader(contentType: ContentType, sessionId: Buffer, direction: Di
 export function nextKeys(keys: SessionKeys, sessionId: Buffer, direction: Direction, seq: bigint): SessionKeys {
   const seqBytes = Buffer.alloc(8);
   seqBytes.writeBigUInt64BE(seq);
-  const ikm = Buffer.concat([keys.encKey, keys.macKey]);
-  const info = Buffer.concat([RATCHET_LABEL, Buffer.of(direction), seqBytes]);
-  const next = hkdfSha256(ikm, sessionId, info, 2 * KEY_BYTES);
+  // The current keys are uniformly random, so they serve directly as the
+  // HKDF pseudorandom key (RFC 5869 §3.3); info binds session, direction, seq.
+  const prk = Buffer.concat([keys.encKey, keys.macKey]);
+  const info = Buffer.concat([RATCHET_LABEL, sessionId, Buffer.of(direction), seqBytes]);
+  const next = hkdfExpandSha256(prk, info, 2 * KEY_BYTES);
   const result = { encKey: Buffer.from(next.subarray(0, KEY_BYTES)), macKey: Buffer.from(next.subarray(KEY_BYTES)) };
-  wipe(ikm, next);
+  wipe(prk, next);
   return result;
 }
 

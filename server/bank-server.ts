@@ -59,8 +59,9 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   const limits: BankLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const paths = prepareDataDir(options.dataDir, random);
   const terminalKey = readBankAuth(paths.bankAuth);
-  const ledger = new SqliteLedger(paths.ledger);
   const { writer: audit, tornBytes } = AuditWriter.open(paths.dir, readAuditKey(paths.auditKey), random);
+  // Each group's audit lines start syncing the moment the group commits, alongside the WAL sync.
+  const ledger = new SqliteLedger(paths.ledger, () => void audit.flush().catch(() => undefined));
   const bank = new Bank({ ledger, audit, clock, bcryptCost: options.bcryptCost ?? DEFAULT_BCRYPT_COST });
   const system = { atmId: null, username: null, accountId: null };
   if (tornBytes > 0) bank.record(system, 'audit_recovered', 'ok', `${tornBytes} torn bytes trimmed`);

@@ -60,14 +60,18 @@ async function main(): Promise<void> {
   });
   // A stable line tests and scripts can wait for (the port may be ephemeral).
   console.log(`bank listening on ${bank.host}:${bank.port}`);
+  const exit = (code: number): never => {
+    logger.flush();
+    process.exit(code);
+  };
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     logger.info({ action: 'shutdown', outcome: signal }, 'finishing in-flight work');
     bank.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
+      () => exit(0),
+      () => exit(1),
     );
   };
   process.on('SIGINT', () => stop('SIGINT'));

@@ -4,7 +4,9 @@ import {
   aes256GcmOpen,
   aes256GcmSeal,
   constantTimeEqual,
+  hkdfExpandSha256,
   hkdfSha256,
+  secureRandom,
   x25519KeyPair,
   x25519SharedSecret,
 } from '../../protocol/crypto.ts';
@@ -20,6 +22,7 @@ const RFC5869 = [
     salt: '000102030405060708090a0b0c',
     info: 'f0f1f2f3f4f5f6f7f8f9',
     length: 42,
+    prk: '077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5',
     okm: '3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865',
   },
   {
@@ -28,6 +31,7 @@ const RFC5869 = [
     salt: Array.from({ length: 80 }, (_, i) => (0x60 + i).toString(16).padStart(2, '0')).join(''),
     info: Array.from({ length: 80 }, (_, i) => (0xb0 + i).toString(16).padStart(2, '0')).join(''),
     length: 82,
+    prk: '06a6b88c5853361a06104c9ceb35b45cef760014904671014a193f40c15fc244',
     okm: `b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09
           da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87`,
   },
@@ -37,6 +41,7 @@ const RFC5869 = [
     salt: '',
     info: '',
     length: 42,
+    prk: '19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04',
     okm: '8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8',
   },
 ];
@@ -47,7 +52,20 @@ describe('HKDF-SHA256', () => {
       const okm = hkdfSha256(hex(vector.ikm), hex(vector.salt), hex(vector.info), vector.length);
       expect(okm.toString('hex')).toBe(hex(vector.okm).toString('hex'));
     });
+    it(`expands the RFC 5869 ${vector.name} PRK to its OKM (HKDF-Expand alone)`, () => {
+      const okm = hkdfExpandSha256(hex(vector.prk), hex(vector.info), vector.length);
+      expect(okm.toString('hex')).toBe(hex(vector.okm).toString('hex'));
+    });
   }
+});
+
+describe('secureRandom', () => {
+  it('never hands out the same bytes twice and serves large requests directly', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 2_000; i += 1) seen.add(secureRandom(16).toString('hex'));
+    expect(seen.size).toBe(2_000);
+    expect(secureRandom(1_000)).toHaveLength(1_000);
+  });
 });
 
 describe('X25519', () => {
