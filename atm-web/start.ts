@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     port: port('--bank-port', values['bank-port']),
     dataDir,
     bcryptCost: DEFAULT_BCRYPT_COST,
+    isolatePasswordHashing: true,
     logger: bankLogger,
   });
   const atm = await startAtm({

@@ -11,7 +11,15 @@ import path from 'node:path';
 
 const BIN = '/usr/lib/postgresql/15/bin';
 
-export type PgbenchResult = { tps: number; latencyMs: number; scale: number; clients: number; seconds: number };
+export type PgbenchResult = {
+  tps: number;
+  latencyMs: number;
+  scale: number;
+  clients: number;
+  seconds: number;
+  /** The same workload throttled to half the peak rate: its latency percentiles (from pgbench -l). */
+  half: { tps: number; p50Ms: number; p99Ms: number };
+};
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -55,7 +63,22 @@ export async function runPgbench(options: { seconds: number; clients?: number; t
     const output = run('pgbench', [...connection, '-c', String(clients), '-j', String(threads), '-T', String(options.seconds), 'postgres']);
     const tps = Number(/tps = ([0-9.]+)/.exec(output)?.[1] ?? 'NaN');
     const latencyMs = Number(/latency average = ([0-9.]+) ms/.exec(output)?.[1] ?? 'NaN');
-    return { tps, latencyMs, scale, clients, seconds: options.seconds };
+    // Throttled to half its peak (-R schedules transactions, so latency counts from the schedule).
+    const logPrefix = path.join(dir, 'half');
+    const halfOutput = run('pgbench', [
+      ...connection, '-c', String(clients), '-j', String(threads), '-T', String(options.seconds),
+      '-R', String(Math.max(1, Math.round(tps / 2))), '-l', '--log-prefix', logPrefix, 'postgres',
+    ]);
+    const latencies = fs
+      .readdirSync(dir)
+      .filter((name) => name.startsWith('half'))
+      .flatMap((name) => fs.readFileSync(path.join(dir, name), 'utf8').trim().split('\n'))
+      .map((line) => Number(line.split(' ')[2]) / 1000 + Number(line.split(' ')[6] ?? 0) / 1000)
+      .filter((value) => Number.isFinite(value))
+      .sort((a, b) => a - b);
+    const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
+    const halfTps = Number(/tps = ([0-9.]+)/.exec(halfOutput)?.[1] ?? 'NaN');
+    return { tps, latencyMs, scale, clients, seconds: options.seconds, half: { tps: halfTps, p50Ms: at(0.5), p99Ms: at(0.99) } };
   } finally {
     try {
       run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);

@@ -13,6 +13,7 @@ import { Bank, type Clock } from './bank.ts';
 import { BankConnection, type ConnectionLimits } from './connection.ts';
 import { prepareDataDir, readAuditKey } from './data-dir.ts';
 import { silentLogger, type Logger } from './logger.ts';
+import { inlineHasher, processHasher } from './password-hasher.ts';
 import { SqliteLedger } from './sqlite-ledger.ts';
 
 export type BankLimits = ConnectionLimits & {
@@ -41,6 +42,8 @@ export type BankServerOptions = {
   clock?: Clock;
   random?: RandomSource;
   logger?: Logger;
+  /** Hash passwords in a low-priority child process (the commands do; tests need not). */
+  isolatePasswordHashing?: boolean;
 };
 
 export type RunningBank = {
@@ -62,7 +65,9 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   const { writer: audit, tornBytes } = AuditWriter.open(paths.dir, readAuditKey(paths.auditKey), random);
   // Each group's audit lines start syncing the moment the group commits, alongside the WAL sync.
   const ledger = new SqliteLedger(paths.ledger, () => void audit.flush().catch(() => undefined));
-  const bank = new Bank({ ledger, audit, clock, bcryptCost: options.bcryptCost ?? DEFAULT_BCRYPT_COST });
+  const cost = options.bcryptCost ?? DEFAULT_BCRYPT_COST;
+  const passwords = options.isolatePasswordHashing ? processHasher(cost) : inlineHasher(cost);
+  const bank = new Bank({ ledger, audit, clock, passwords });
   const system = { atmId: null, username: null, accountId: null };
   if (tornBytes > 0) bank.record(system, 'audit_recovered', 'ok', `${tornBytes} torn bytes trimmed`);
 
@@ -106,6 +111,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
         bank.record(system, 'bank_stop', 'ok');
         await audit.close();
         await ledger.close();
+        await passwords.close();
       })();
       return closing;
     },

@@ -4,14 +4,13 @@
  * line is on disk before the answer goes out; a failed audit write refuses
  * the operation.
  */
-import bcrypt from 'bcrypt';
-
 import type { AuditAction, AuditEvent } from '../audit/event.ts';
 import type { AuditSink } from '../audit/writer.ts';
 import { BankError } from '../protocol/errors.ts';
 import type { MoneyResult, StatementEntry } from '../protocol/messages.ts';
 import { checkTransactionCents } from '../protocol/money.ts';
 import type { Account, Ledger, MoneyKind, MoneyOutcome } from './ledger.ts';
+import type { PasswordHasher } from './password-hasher.ts';
 
 export const USERNAME_PATTERN = /^[a-z0-9_.-]{3,32}$/;
 export const PASSWORD_MIN_BYTES = 8;
@@ -31,7 +30,7 @@ export type BankOptions = {
   ledger: Ledger;
   audit: AuditSink;
   clock: Clock;
-  bcryptCost: number;
+  passwords: PasswordHasher;
 };
 
 /** Who is asking: which ATM, and (after login) which customer. */
@@ -57,14 +56,14 @@ export class Bank {
   private readonly ledger: Ledger;
   private readonly audit: AuditSink;
   private readonly clock: Clock;
-  private readonly bcryptCost: number;
+  private readonly passwords: PasswordHasher;
   private dummyHash: Promise<string> | null = null;
 
   constructor(options: BankOptions) {
     this.ledger = options.ledger;
     this.audit = options.audit;
     this.clock = options.clock;
-    this.bcryptCost = options.bcryptCost;
+    this.passwords = options.passwords;
   }
 
   /**
@@ -94,8 +93,8 @@ export class Bank {
       await this.audited(who, 'signup', null, 'invalid_password');
       throw new BankError('ERR_INVALID_PASSWORD', passwordProblem);
     }
-    // bcrypt's async API runs on the libuv thread pool, off the event loop.
-    const hash = await bcrypt.hash(password, this.bcryptCost);
+    // Off the event loop (and, in production, in a low-priority process).
+    const hash = await this.passwords.hash(password);
     const account = await this.ledger.createAccount(username, hash, this.now());
     if (!account) {
       await this.audited(who, 'signup', null, 'username_taken');
@@ -110,7 +109,7 @@ export class Bank {
     const account = username ? await this.ledger.findAccount(username) : null;
     // Always run bcrypt, against a dummy hash for unknown users, so the answer
     // takes about as long whether or not the account exists.
-    const matches = await bcrypt.compare(password, account?.passwordHash ?? (await this.getDummyHash()));
+    const matches = await this.passwords.compare(password, account?.passwordHash ?? (await this.getDummyHash()));
     const who: Actor = { ...actor, username: username ?? rawUsername, accountId: account?.id ?? null };
     if (!account) {
       await this.audited(who, 'login', null, 'unknown_user');
@@ -193,7 +192,7 @@ export class Bank {
   }
 
   private getDummyHash(): Promise<string> {
-    this.dummyHash ??= bcrypt.hash('not-a-real-password-just-for-timing', this.bcryptCost);
+    this.dummyHash ??= this.passwords.hash('not-a-real-password-just-for-timing');
     return this.dummyHash;
   }
 

@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     dataDir: text('data-dir'),
     bcryptCost: whole('bcrypt-cost', text('bcrypt-cost'), 4, 31),
     limits,
+    isolatePasswordHashing: true,
     logger,
   });
   // A stable line tests and scripts can wait for (the port may be ephemeral).
