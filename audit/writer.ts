@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import { CHAIN_START, hashLine, sealLine, type ChainPosition } from './chain.ts';
 import { formatPlainLine, type AuditEvent } from './event.ts';
+import { GroupSync } from './group-sync.ts';
 
 export const AUDIT_DIR = 'audit';
 export const PLAIN_LOG = 'audit_log.txt';
@@ -87,10 +88,7 @@ function rollBack(file: OpenFile, size: number): void {
 export class AuditWriter implements AuditSink {
   private position: ChainPosition;
   private closed = false;
-  /** Lines written, and how many of them a finished flush has made durable. */
-  private written = 0;
-  private durable = 0;
-  private syncing: Promise<void> | null = null;
+  private readonly durability: GroupSync;
 
   private constructor(
     private readonly key: Buffer,
@@ -100,6 +98,7 @@ export class AuditWriter implements AuditSink {
     private readonly random: RandomSource,
   ) {
     this.position = position;
+    this.durability = new GroupSync(() => Promise.all([fdatasync(plain.fd), fdatasync(encrypted.fd)]));
   }
 
   /** Opens (creating if needed) both logs under `<dataDir>/audit/`. */
@@ -135,26 +134,12 @@ export class AuditWriter implements AuditSink {
       throw error;
     }
     this.position = sealed.next;
-    this.written += 1;
+    this.durability.wrote();
   }
 
-  async flush(): Promise<void> {
-    const target = this.written;
-    // Each sync covers every line written before it started; a caller whose
-    // line came later waits for the next one. Many callers, few fdatasyncs.
-    while (this.durable < target) {
-      if (!this.syncing) {
-        const covering = this.written;
-        this.syncing = Promise.all([fdatasync(this.plain.fd), fdatasync(this.encrypted.fd)])
-          .then(() => {
-            this.durable = Math.max(this.durable, covering);
-          })
-          .finally(() => {
-            this.syncing = null;
-          });
-      }
-      await this.syncing;
-    }
+  /** Many callers, few fdatasyncs: one sync covers every line written before it started. */
+  flush(): Promise<void> {
+    return this.durability.all();
   }
 
   /** Writes and flushes one event: for callers outside the hot path and for tests. */

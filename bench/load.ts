@@ -71,35 +71,36 @@ export async function openLoop(sessions: Session[], rate: number, seconds: numbe
   const total = Math.floor(rate * seconds);
   const interval = 1000 / rate;
   const start = performance.now();
-  const busy = new Set<Session>();
-  const inFlight: Promise<void>[] = [];
-  let cursor = 0;
+  // Requests are due on a fixed schedule whatever the bank does. A session
+  // runs one request at a time; a due request with no free session waits in
+  // this queue, and that wait counts in its latency (no coordinated omission).
+  const due: number[] = [];
+  const free = [...sessions];
+  let finished = 0;
+  let wake: (() => void) | null = null;
+  const dispatch = (): void => {
+    while (due.length > 0 && free.length > 0) {
+      const scheduled = due.shift() ?? 0;
+      const session = free.pop();
+      if (!session) break;
+      void operation(session).then(() => {
+        latencies.push(performance.now() - scheduled);
+        free.push(session);
+        finished += 1;
+        dispatch();
+        wake?.();
+      });
+    }
+  };
   for (let i = 0; i < total; i += 1) {
     const scheduled = start + i * interval;
     const wait = scheduled - performance.now();
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    // A session runs one request at a time; pick the next free one.
-    let s = sessions[cursor % sessions.length];
-    for (let tries = 0; s && busy.has(s) && tries < sessions.length; tries += 1) {
-      cursor += 1;
-      s = sessions[cursor % sessions.length];
-    }
-    cursor += 1;
-    if (!s || busy.has(s)) {
-      latencies.push(Number.POSITIVE_INFINITY);
-      continue;
-    }
-    const session = s;
-    busy.add(session);
-    inFlight.push(
-      operation(session).then(() => {
-        busy.delete(session);
-        latencies.push(performance.now() - scheduled);
-      }),
-    );
+    due.push(scheduled);
+    dispatch();
   }
-  await Promise.all(inFlight);
-  return { tps: latencies.length / ((performance.now() - start) / 1000), latencies };
+  while (finished < total) await new Promise<void>((resolve) => (wake = resolve));
+  return { tps: total / ((performance.now() - start) / 1000), latencies };
 }
 
 /** Logins back to back on their own connection (bcrypt on the bank's thread pool). */

@@ -142,10 +142,13 @@ async function main(): Promise<void> {
   await stop(bank);
 
   let pgbenchTps = Number.NaN;
+  let pgbenchHalf = { tps: Number.NaN, p50Ms: Number.NaN, p99Ms: Number.NaN };
   if (pgbenchAvailable()) {
     const pg = await runPgbench({ seconds });
     pgbenchTps = pg.tps;
+    pgbenchHalf = pg.half;
     log(`pgbench TPC-B (-c ${pg.clients} -j 2, scale ${pg.scale}, synchronous_commit=on): ${round(pg.tps, 0)} tps, ${round(pg.latencyMs)} ms average`);
+    log(`pgbench at half its peak (-R ${round(pg.half.tps, 0)}): p50 ${round(pg.half.p50Ms)} ms  p99 ${round(pg.half.p99Ms)} ms`);
   } else {
     log('pgbench: not found at /usr/lib/postgresql/15/bin; skipped');
   }
@@ -165,6 +168,7 @@ async function main(): Promise<void> {
         logins_p99_ms: round(withLoginsLatency.p99, 3),
         login_p99_ratio: round(loginImpact, 3),
         pgbench_tps: round(pgbenchTps, 1),
+        pgbench_half_load_p99_ms: round(pgbenchHalf.p99Ms, 3),
         ratio: round(ratio, 3),
         http_rps: round(atmRps, 1),
         bare_http_rps: round(bareRps, 1),

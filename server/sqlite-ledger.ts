@@ -18,6 +18,7 @@ import Database from 'better-sqlite3';
 
 import { MAX_BALANCE_CENTS } from '../protocol/money.ts';
 import type { StatementEntry } from '../protocol/messages.ts';
+import { GroupSync } from '../audit/group-sync.ts';
 import type { Account, Ledger, MoneyKind, MoneyOutcome, MoneyRequest } from './ledger.ts';
 
 const SCHEMA = `
@@ -116,11 +117,7 @@ export class SqliteLedger implements Ledger {
   private queue: Pending[] = [];
   private batchScheduled = false;
   private walFd: number | null = null;
-  /** Commits made, and how many of them a finished WAL sync has made durable. */
-  private commits = 0;
-  private durable = 0;
-  private syncing: Promise<void> | null = null;
-  private walSyncs = 0;
+  private readonly wal = new GroupSync(() => fdatasync(this.walDescriptor()));
   private groups = 0;
 
   /**
@@ -191,7 +188,7 @@ export class SqliteLedger implements Ledger {
 
   /** How well group commit is grouping: money groups committed and WAL syncs made. */
   get groupStats(): { groups: number; walSyncs: number } {
-    return { groups: this.groups, walSyncs: this.walSyncs };
+    return { groups: this.groups, walSyncs: this.wal.syncCount };
   }
 
   private runBatch(): void {
@@ -249,28 +246,14 @@ export class SqliteLedger implements Ledger {
     return outcome;
   }
 
-  /**
-   * Resolves once every commit made so far is on disk: one fdatasync of the
-   * WAL covers all commits before it started; later callers wait for the next.
-   */
-  private async committed(): Promise<void> {
-    this.commits += 1;
-    const target = this.commits;
-    while (this.durable < target) {
-      if (!this.syncing) {
-        const covering = this.commits;
-        this.walFd ??= fs.openSync(`${this.file}-wal`, 'r+');
-        this.walSyncs += 1;
-        this.syncing = fdatasync(this.walFd)
-          .then(() => {
-            this.durable = Math.max(this.durable, covering);
-          })
-          .finally(() => {
-            this.syncing = null;
-          });
-      }
-      await this.syncing;
-    }
+  /** Resolves once every commit made so far is on disk (one WAL fdatasync serves many commits). */
+  private committed(): Promise<void> {
+    return this.wal.durableThrough(this.wal.wrote());
+  }
+
+  private walDescriptor(): number {
+    this.walFd ??= fs.openSync(`${this.file}-wal`, 'r+');
+    return this.walFd;
   }
 
   async balance(accountId: number): Promise<number> {
@@ -289,7 +272,7 @@ export class SqliteLedger implements Ledger {
   }
 
   async close(): Promise<void> {
-    await this.syncing;
+    await this.wal.all();
     if (this.walFd !== null) fs.closeSync(this.walFd);
     this.walFd = null;
     if (this.db.open) this.db.close();
