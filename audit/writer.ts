@@ -30,6 +30,8 @@ export function auditPaths(dataDir: string): { dir: string; plain: string; encry
 export type AuditSink = {
   /** Records the event now, or throws; nothing is half-written. */
   write(event: AuditEvent): void;
+  /** Prepares the event to be written with the rest of a group (see `AuditWriter.stage`). */
+  stage(event: AuditEvent): void;
   /** Resolves when everything written so far is durable. */
   flush(): Promise<void>;
 };
@@ -67,8 +69,8 @@ function openForAppend(file: string): { file: OpenFile; lastLine: string | null;
   return { file: { fd, size: completeEnd }, lastLine, tornBytes };
 }
 
-function appendLine(file: OpenFile, line: string): void {
-  const bytes = Buffer.from(`${line}\n`, 'utf8');
+function appendLines(file: OpenFile, lines: string[]): void {
+  const bytes = Buffer.from(`${lines.join('\n')}\n`, 'utf8');
   let written = 0;
   while (written < bytes.length) {
     written += fs.writeSync(file.fd, bytes, written, bytes.length - written, file.size + written);
@@ -89,6 +91,8 @@ export class AuditWriter implements AuditSink {
   private position: ChainPosition;
   private closed = false;
   private readonly durability: GroupSync;
+  /** Lines sealed but not yet written, and the chain position after them. */
+  private staged: { plain: string[]; encrypted: string[]; position: ChainPosition };
 
   private constructor(
     private readonly key: Buffer,
@@ -98,6 +102,7 @@ export class AuditWriter implements AuditSink {
     private readonly random: RandomSource,
   ) {
     this.position = position;
+    this.staged = { plain: [], encrypted: [], position };
     this.durability = new GroupSync(() => Promise.all([fdatasync(plain.fd), fdatasync(encrypted.fd)]));
   }
 
@@ -121,20 +126,46 @@ export class AuditWriter implements AuditSink {
     return { writer, tornBytes: plain.tornBytes + encrypted.tornBytes };
   }
 
-  write(event: AuditEvent): void {
+  /**
+   * Seals the event as the next line but writes nothing yet: a group of
+   * events (one ledger group commit) is staged, then written by
+   * `writeStaged` in one system call per file.
+   */
+  stage(event: AuditEvent): void {
     if (this.closed) throw new Error('audit log is closed');
-    const sealed = sealLine(this.key, this.position, event, this.random);
+    const sealed = sealLine(this.key, this.staged.position, event, this.random);
+    this.staged.plain.push(formatPlainLine(event));
+    this.staged.encrypted.push(sealed.line);
+    this.staged.position = sealed.next;
+  }
+
+  /** Writes every staged line to both files, or throws leaving both files as they were. */
+  writeStaged(): void {
+    const { plain, encrypted, position } = this.staged;
+    if (plain.length === 0) return;
+    this.staged = { plain: [], encrypted: [], position: this.position };
     const sizes = { plain: this.plain.size, encrypted: this.encrypted.size };
     try {
-      appendLine(this.plain, formatPlainLine(event));
-      appendLine(this.encrypted, sealed.line);
+      appendLines(this.plain, plain);
+      appendLines(this.encrypted, encrypted);
     } catch (error) {
       rollBack(this.plain, sizes.plain);
       rollBack(this.encrypted, sizes.encrypted);
       throw error;
     }
-    this.position = sealed.next;
+    this.position = position;
+    this.staged.position = position;
     this.durability.wrote();
+  }
+
+  /** Forgets staged lines whose transaction did not commit. */
+  discardStaged(): void {
+    this.staged = { plain: [], encrypted: [], position: this.position };
+  }
+
+  write(event: AuditEvent): void {
+    this.stage(event);
+    this.writeStaged();
   }
 
   /** Many callers, few fdatasyncs: one sync covers every line written before it started. */

@@ -63,8 +63,14 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   const paths = prepareDataDir(options.dataDir, random);
   const terminalKey = readBankAuth(paths.bankAuth);
   const { writer: audit, tornBytes } = AuditWriter.open(paths.dir, readAuditKey(paths.auditKey), random);
-  // Each group's audit lines start syncing the moment the group commits, alongside the WAL sync.
-  const ledger = new SqliteLedger(paths.ledger, () => void audit.flush().catch(() => undefined));
+  // A money group's audit lines are written just before it commits (a failed
+  // write rolls the group back) and start syncing the moment it commits,
+  // alongside the WAL's sync.
+  const ledger = new SqliteLedger(paths.ledger, {
+    beforeCommit: () => audit.writeStaged(),
+    afterRollback: () => audit.discardStaged(),
+    afterCommit: () => void audit.flush().catch(() => undefined),
+  });
   const cost = options.bcryptCost ?? DEFAULT_BCRYPT_COST;
   const passwords = options.isolatePasswordHashing ? processHasher(cost) : inlineHasher(cost);
   const bank = new Bank({ ledger, audit, clock, passwords });

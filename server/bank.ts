@@ -144,8 +144,9 @@ export class Bank {
     try {
       outcome = await this.ledger.applyMoney(
         { accountId, txId, kind, amountCents: amount.cents, at: this.now() },
-        // Inside the ledger transaction: if this audit write fails, nothing commits.
-        (fresh) => this.audit.write(this.event(actor, kind, amount.cents, outcomeName(fresh), txId)),
+        // Staged inside the ledger's group transaction and written with the
+        // group just before it commits: if that write fails, nothing commits.
+        (fresh) => this.audit.stage(this.event(actor, kind, amount.cents, outcomeName(fresh), txId)),
       );
       // The ledger is durable; the audit line must be too before we answer.
       await this.audit.flush();

@@ -4,9 +4,11 @@
  * its journal row atomically.
  *
  * Group commit: money requests that arrive together are applied in one
- * SQLite transaction (each in its own savepoint, so one failure touches no
- * other), and a single fdatasync of the WAL makes the whole group durable
- * before any of them is answered. SQLite runs with `synchronous = NORMAL`
+ * SQLite transaction, their audit lines are written together just before it
+ * commits (a failure rolls back the whole group, so nothing commits
+ * unlogged and nothing is logged that did not commit), and a single
+ * fdatasync of the WAL makes the whole group durable before any of them is
+ * answered. SQLite runs with `synchronous = NORMAL`
  * because we sync the WAL ourselves, once per group instead of once per
  * commit: an acknowledged movement survives `kill -9` and power loss, as
  * with `FULL`, at a fraction of the fsyncs.
@@ -110,24 +112,28 @@ return {
 
 type Statements = ReturnType<typeof prepareStatements>;
 
+/** What the owner of the ledger does at each step of a group commit (the bank: its audit log). */
+export type GroupHooks = {
+  /** Inside the group's transaction, after every movement was applied: throw to roll it all back. */
+  beforeCommit?: () => void;
+  /** The group's transaction rolled back. */
+  afterRollback?: () => void;
+  /** The group committed; its WAL sync is in flight. */
+  afterCommit?: () => void;
+};
+
 export class SqliteLedger implements Ledger {
   private readonly db: Database.Database;
   private readonly statements: Statements;
-  private readonly applyOne: (item: Pending) => MoneyOutcome;
   private queue: Pending[] = [];
   private batchScheduled = false;
   private walFd: number | null = null;
   private readonly wal = new GroupSync(() => fdatasync(this.walDescriptor()));
   private groups = 0;
 
-  /**
-   * `onGroupCommitted` runs right after each group commits, while the WAL
-   * sync is still in flight: the bank uses it to start the audit log's sync
-   * in parallel, so the two fdatasyncs overlap instead of adding up.
-   */
   constructor(
     private readonly file: string,
-    private readonly onGroupCommitted: () => void = () => {},
+    private readonly hooks: GroupHooks = {},
   ) {
     this.db = new Database(file);
     fs.chmodSync(file, 0o600);
@@ -138,8 +144,6 @@ export class SqliteLedger implements Ledger {
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     this.statements = prepareStatements(this.db);
-    // Called inside the group's transaction, so better-sqlite3 makes it a savepoint.
-    this.applyOne = this.db.transaction((item: Pending) => this.decideAndRecord(item));
   }
 
   async createAccount(username: string, passwordHash: string, at: string): Promise<Account | null> {
@@ -196,27 +200,25 @@ export class SqliteLedger implements Ledger {
     const batch = this.queue;
     this.queue = [];
     this.groups += 1;
-    const results: Array<{ ok: true; outcome: MoneyOutcome } | { ok: false; error: unknown }> = [];
+    let outcomes: MoneyOutcome[];
     try {
-      this.db
+      outcomes = this.db
         .transaction(() => {
-          for (const item of batch) {
-            try {
-              results.push({ ok: true, outcome: this.applyOne(item) });
-            } catch (error) {
-              results.push({ ok: false, error });
-            }
-          }
+          const applied = batch.map((item) => this.decideAndRecord(item));
+          this.hooks.beforeCommit?.();
+          return applied;
         })
         .immediate();
     } catch (error) {
+      this.hooks.afterRollback?.();
       for (const item of batch) item.reject(error);
       return;
     }
     const durable = this.committed();
-    this.onGroupCommitted();
+    // Lets the audit log start its sync now, alongside the WAL's.
+    this.hooks.afterCommit?.();
     durable.then(
-      () => batch.forEach((item, i) => settle(item, results[i])),
+      () => batch.forEach((item, i) => item.resolve(outcomes[i] ?? { status: 'conflict' })),
       (error: unknown) => batch.forEach((item) => item.reject(error)),
     );
   }
@@ -240,8 +242,7 @@ export class SqliteLedger implements Ledger {
       outcome.balanceCents,
       request.at,
     );
-    // Inside this request's savepoint: if it throws (the audit log cannot be
-    // written), this request alone is rolled back.
+    // Inside the group's transaction: if it throws, the whole group rolls back.
     beforeCommit(outcome);
     return outcome;
   }
@@ -277,11 +278,6 @@ export class SqliteLedger implements Ledger {
     this.walFd = null;
     if (this.db.open) this.db.close();
   }
-}
-
-function settle(item: Pending, result: { ok: true; outcome: MoneyOutcome } | { ok: false; error: unknown } | undefined): void {
-  if (result?.ok) item.resolve(result.outcome);
-  else item.reject(result?.error ?? new Error('no result'));
 }
 
 function decide(balance: number, request: MoneyRequest): Exclude<MoneyOutcome, { status: 'conflict' }> {

@@ -3,7 +3,6 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import type { MoneyOutcome } from '../../server/ledger.ts';
 import { SqliteLedger } from '../../server/sqlite-ledger.ts';
 import { tempDir } from '../helpers.ts';
 
@@ -36,23 +35,32 @@ describe('SqliteLedger group commit', () => {
     expect(ledger.groupStats.walSyncs - before).toBeLessThanOrEqual(2);
   });
 
-  it('rolls back only the movement whose audit write failed, not the rest of its group', async () => {
-    const { ledger, accountId, file } = await withAccount();
-    const move = (n: number, hook: (outcome: MoneyOutcome) => void) =>
-      ledger.applyMoney({ accountId, txId: `tx-savepoint-${n}`, kind: 'deposit', amountCents: n * 100, at }, hook);
-    const results = await Promise.allSettled([
-      move(1, ignore),
-      move(2, () => {
-        throw new Error('audit log full');
-      }),
-      move(3, ignore),
-    ]);
-    expect(results.map((result) => result.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
-    expect(ledger.groupStats.groups).toBe(1);
-    expect(await ledger.balance(accountId)).toBe(400);
+  it('commits none of a group when its audit lines cannot be written, and answers every member with the failure', async () => {
+    const file = path.join(tempDir(), 'ledger.db');
+    let diskFull = false;
+    let rolledBack = 0;
+    ledger = new SqliteLedger(file, {
+      beforeCommit: () => {
+        if (diskFull) throw new Error('no space left on device');
+      },
+      afterRollback: () => (rolledBack += 1),
+    });
+    const account = await ledger.createAccount('grace', 'hash', at);
+    const accountId = account?.id ?? 0;
+    const move = (n: number) => ledger!.applyMoney({ accountId, txId: `tx-group-${n}`, kind: 'deposit', amountCents: n * 100, at }, ignore);
+    await move(1);
+    diskFull = true;
+    const results = await Promise.allSettled([move(2), move(3), move(4)]);
+    expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(rolledBack).toBe(1);
+    diskFull = false;
+    expect(await ledger.balance(accountId)).toBe(100);
     const db = new Database(file, { readonly: true });
-    expect(db.prepare('SELECT tx_id FROM journal ORDER BY id').all()).toEqual([{ tx_id: 'tx-savepoint-1' }, { tx_id: 'tx-savepoint-3' }]);
+    expect(db.prepare('SELECT tx_id FROM journal ORDER BY id').all()).toEqual([{ tx_id: 'tx-group-1' }]);
     db.close();
+    // The same transaction ids go through once the disk has room again.
+    await Promise.all([move(2), move(3), move(4)]);
+    expect(await ledger.balance(accountId)).toBe(1_000);
   });
 
   it('answers a repeated transaction id inside the same group as a replay', async () => {
