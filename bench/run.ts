@@ -86,6 +86,17 @@ async function main(): Promise<void> {
   const pid = bank.pid ?? 0;
   const target = { host: '127.0.0.1', port: Number(match[1]), terminalKey: readBankAuth(path.join(dataDir, 'bank.auth')) };
 
+  // 1,000 connected idle ATMs (handshake done, nothing else): what do they cost the bank?
+  const rssBeforeIdle = memoryMb(pid).rss;
+  const idle: BankClient[] = [];
+  for (let i = 0; i < idleAtms; i += 50) {
+    idle.push(...(await Promise.all(Array.from({ length: Math.min(50, idleAtms - i) }, (_, j) => BankClient.connect({ ...target, atmId: 1000 + i + j })))));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const idleRss = memoryMb(pid);
+  log(`${idleAtms} idle ATMs connected to a fresh bank: RSS ${round(idleRss.rss, 1)} MB (${round(rssBeforeIdle, 1)} MB before them)`);
+  for (const client of idle) client.close();
+
   const sessions = await openSessions(target, connections, sessionsEach, 'load');
   await closedLoop(sessions, 1); // warm up
 
@@ -112,16 +123,8 @@ async function main(): Promise<void> {
   log(`50% + logins beside:     ${round(withLogins.tps, 0)} tps  p50 ${round(withLoginsLatency.p50)} ms  p99 ${round(withLoginsLatency.p99)} ms  (${round(loginCount / seconds, 1)} logins/s; p99 x${round(loginImpact)})`);
   loginClient.close();
 
-  // 1,000 connected idle ATMs (handshake done, nothing else): what do they cost the bank?
-  const rssBeforeIdle = memoryMb(pid).rss;
-  const idle: BankClient[] = [];
-  for (let i = 0; i < idleAtms; i += 50) {
-    idle.push(...(await Promise.all(Array.from({ length: Math.min(50, idleAtms - i) }, (_, j) => BankClient.connect({ ...target, atmId: 1000 + i + j })))));
-  }
-  await new Promise((resolve) => setTimeout(resolve, 500));
   const memory = memoryMb(pid);
-  log(`${idleAtms} idle ATMs connected: bank RSS ${round(memory.rss, 1)} MB (before them ${round(rssBeforeIdle, 1)} MB); peak RSS over the run ${round(memory.peak, 1)} MB`);
-  for (const client of idle) client.close();
+  log(`bank peak RSS over the load phases: ${round(memory.peak, 1)} MB`);
   for (const s of new Set(sessions.map((x) => x.client))) s.close();
 
   // The web tier: deposits through one ATM against a bare Express route.
@@ -175,7 +178,8 @@ async function main(): Promise<void> {
         http_ratio: round(httpRatio, 3),
         rss_mb: round(memory.peak, 1),
         idle_atms: idleAtms,
-        idle_atms_rss_mb: round(memory.rss, 1),
+        idle_atms_rss_mb: round(idleRss.rss, 1),
+        fresh_rss_mb: round(rssBeforeIdle, 1),
         bank_cpu: round(bankCpu, 3),
       }),
     );
