@@ -94,8 +94,9 @@ export async function openLoop(sessions: Session[], rate: number, seconds: numbe
   };
   for (let i = 0; i < total; i += 1) {
     const scheduled = start + i * interval;
+    // Never issue a request before its time: that would flatter the latency.
     const wait = scheduled - performance.now();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
     due.push(scheduled);
     dispatch();
   }

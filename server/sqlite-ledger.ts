@@ -14,7 +14,9 @@
  * with `FULL`, at a fraction of the fsyncs.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { promisify } from 'node:util';
+import { Worker } from 'node:worker_threads';
 
 import Database from 'better-sqlite3';
 
@@ -130,6 +132,8 @@ export class SqliteLedger implements Ledger {
   private walFd: number | null = null;
   private readonly wal = new GroupSync(() => fdatasync(this.walDescriptor()));
   private groups = 0;
+  private readonly checkpointer: Worker;
+  private readonly checkpointerExited: Promise<void>;
 
   constructor(
     private readonly file: string,
@@ -140,10 +144,19 @@ export class SqliteLedger implements Ledger {
     this.db.pragma('journal_mode = WAL');
     // Durability comes from our own fdatasync of the WAL before answering (see above).
     this.db.pragma('synchronous = NORMAL');
+    // Checkpoints run on their own thread (checkpoint-worker.ts), never in a commit.
+    this.db.pragma('wal_autocheckpoint = 0');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     this.statements = prepareStatements(this.db);
+    this.checkpointer = new Worker(path.join(import.meta.dirname, 'checkpoint-worker.mjs'), {
+      workerData: { file, intervalMs: 200 },
+    });
+    this.checkpointer.unref();
+    this.checkpointerExited = new Promise((resolve) => this.checkpointer.once('exit', () => resolve()));
+    // Should the thread die, checkpoint inline again rather than let the WAL grow without end.
+    this.checkpointer.once('error', () => this.db.open && this.db.pragma('wal_autocheckpoint = 1000'));
   }
 
   async createAccount(username: string, passwordHash: string, at: string): Promise<Account | null> {
@@ -274,9 +287,17 @@ export class SqliteLedger implements Ledger {
 
   async close(): Promise<void> {
     await this.wal.all();
+    // Keep the process alive until the thread has closed its connection.
+    this.checkpointer.ref();
+    this.checkpointer.postMessage('stop');
+    await this.checkpointerExited;
     if (this.walFd !== null) fs.closeSync(this.walFd);
     this.walFd = null;
-    if (this.db.open) this.db.close();
+    if (this.db.open) {
+      // Fold the WAL into the database file so a clean stop leaves one file.
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+      this.db.close();
+    }
   }
 }
 

@@ -1,0 +1,36 @@
+/** The benchmark's own parts, checked small so `npm run bench` cannot rot unnoticed. */
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { closedLoop, openLoop, openSessions } from '../../bench/load.ts';
+import { percentile, summarize } from '../../bench/stats.ts';
+import { startTestBank, type TestBank } from '../helpers.ts';
+
+let bank: TestBank | null = null;
+afterEach(async () => {
+  await bank?.stop();
+  bank = null;
+});
+
+describe('bench statistics', () => {
+  it('takes nearest-rank percentiles', () => {
+    const values = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(percentile(values, 50)).toBe(50);
+    expect(percentile(values, 99)).toBe(99);
+    expect(percentile(values, 100)).toBe(100);
+    expect(summarize([3, 1, 2])).toEqual({ count: 3, p50: 2, p95: 3, p99: 3, max: 3 });
+  });
+});
+
+describe('bench load', () => {
+  it('drives real sessions in a closed and an open loop and every request completes', async () => {
+    bank = await startTestBank();
+    const target = { host: bank.bank.host, port: bank.bank.port, terminalKey: bank.bank.terminalKey };
+    const sessions = await openSessions(target, 2, 3, 'unit');
+    const closed = await closedLoop(sessions, 0.3);
+    expect(closed.latencies.length).toBeGreaterThan(10);
+    const open = await openLoop(sessions, 200, 0.5);
+    expect(open.latencies).toHaveLength(100);
+    expect(open.latencies.every((ms) => Number.isFinite(ms) && ms >= 0)).toBe(true);
+    for (const client of new Set(sessions.map((s) => s.client))) client.close();
+  });
+});
