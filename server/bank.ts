@@ -76,15 +76,11 @@ export class Bank {
     this.audit.flush().catch(() => undefined);
   }
 
-  /** Resolves when every event recorded so far is on disk. */
-  flushed(): Promise<void> {
-    return this.audit.flush();
-  }
-
   async signup(actor: Actor, rawUsername: string, password: string): Promise<{ username: string }> {
     const username = normalizeUsername(rawUsername);
     if (!username) {
-      await this.audited(actor, 'signup', null, 'invalid_username', rawUsername);
+      // Not even a malformed name is logged: people type passwords into the wrong field.
+      await this.audited(actor, 'signup', null, 'invalid_username');
       throw new BankError('ERR_INVALID_USERNAME', 'Usernames are 3 to 32 characters: letters, digits, and . _ -');
     }
     const who = { ...actor, username };
@@ -110,7 +106,8 @@ export class Bank {
     // Always run bcrypt, against a dummy hash for unknown users, so the answer
     // takes about as long whether or not the account exists.
     const matches = await this.passwords.compare(password, account?.passwordHash ?? (await this.getDummyHash()));
-    const who: Actor = { ...actor, username: username ?? rawUsername, accountId: account?.id ?? null };
+    // A malformed name is not logged (it may be a password typed into the wrong field).
+    const who: Actor = { ...actor, username: username ?? '(malformed)', accountId: account?.id ?? null };
     if (!account) {
       await this.audited(who, 'login', null, 'unknown_user');
       throw new BankError('ERR_AUTH_FAILED', LOGIN_FAILED_MESSAGE);

@@ -213,11 +213,11 @@ export class SqliteLedger implements Ledger {
     const batch = this.queue;
     this.queue = [];
     this.groups += 1;
-    let outcomes: MoneyOutcome[];
+    let settled: Array<{ item: Pending; outcome: MoneyOutcome }>;
     try {
-      outcomes = this.db
+      settled = this.db
         .transaction(() => {
-          const applied = batch.map((item) => this.decideAndRecord(item));
+          const applied = batch.map((item) => ({ item, outcome: this.decideAndRecord(item) }));
           this.hooks.beforeCommit?.();
           return applied;
         })
@@ -231,7 +231,7 @@ export class SqliteLedger implements Ledger {
     // Lets the audit log start its sync now, alongside the WAL's.
     this.hooks.afterCommit?.();
     durable.then(
-      () => batch.forEach((item, i) => item.resolve(outcomes[i] ?? { status: 'conflict' })),
+      () => settled.forEach(({ item, outcome }) => item.resolve(outcome)),
       (error: unknown) => batch.forEach((item) => item.reject(error)),
     );
   }
@@ -273,16 +273,20 @@ export class SqliteLedger implements Ledger {
   async balance(accountId: number): Promise<number> {
     const row = this.statements.balance.get(accountId);
     if (!row) throw new Error('unknown account');
+    // Never report a balance that a crash could still take back.
+    await this.wal.all();
     return row.balance_cents;
   }
 
   async statement(accountId: number, limit: number): Promise<StatementEntry[]> {
-    return this.statements.statement.all(accountId, limit).map((row) => ({
+    const entries = this.statements.statement.all(accountId, limit).map((row) => ({
       at: row.created_at,
       kind: row.kind,
       amountCents: row.amount_cents,
       balanceAfterCents: row.balance_after_cents,
     }));
+    await this.wal.all();
+    return entries;
   }
 
   async close(): Promise<void> {

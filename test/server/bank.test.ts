@@ -210,6 +210,9 @@ describe('audit trail', () => {
     await client.balance(session);
     await client.statement(session);
     await client.logout(session);
+    // A password typed into the username field is never logged.
+    await refusal(client.login('Typed My Password! 42', 'hunter2-secret'));
+    await refusal(client.signup('Typed My Password! 42', 'hunter2-secret'));
     const events = auditEvents(running.dataDir).filter((event) => event.user === 'lee');
     expect(events.map((event) => [event.action, event.outcome])).toEqual([
       ['signup', 'ok'],
@@ -226,7 +229,7 @@ describe('audit trail', () => {
     const plain = fs.readFileSync(auditPaths(running.dataDir).plain, 'utf8');
     expect(plain).toMatch(/^\S+Z atm=3 user=lee action=deposit amount=150\.00 outcome=ok/m);
     const encrypted = fs.readFileSync(auditPaths(running.dataDir).encrypted, 'utf8');
-    for (const secret of ['hunter2-secret', 'wrong-secret-pw', session.id]) {
+    for (const secret of ['hunter2-secret', 'wrong-secret-pw', session.id, 'Typed My Password']) {
       expect(plain).not.toContain(secret);
       expect(encrypted).not.toContain(secret);
     }
