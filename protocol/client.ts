@@ -251,6 +251,11 @@ export class BankClient {
       this.pending.set(id, { records, resolve, reject, timer });
       try {
         const record = records.seal(ContentType.Request, encodeMessage({ ...body, id }));
+        // Requests made in the same tick leave in one system call.
+        if (this.socket.writableCorked === 0) {
+          this.socket.cork();
+          process.nextTick(() => this.socket.uncork());
+        }
         this.socket.write(encodeFrame(FrameType.Record, record));
       } catch (error) {
         clearTimeout(timer);
