@@ -49,7 +49,9 @@ export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
   const logger = options.logger ?? silentLogger;
   const authFile = path.join(options.dataDir, BANK_AUTH_FILE);
   if (!fs.existsSync(authFile)) {
-    throw new Error(`${authFile} not found: start the bank with this data directory first (npm run bank -- --data-dir ${options.dataDir})`);
+    throw new Error(
+      `${authFile} not found: start the bank with this data directory first (npm run bank -- --data-dir ${options.dataDir})`,
+    );
   }
   const terminalKey = readBankAuth(authFile);
   const link = new BankLink({
@@ -63,7 +65,10 @@ export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
   });
   // Connect before serving, but serve even if the bank is down: pages answer 503 until it is back.
   await link.start();
-  const sessionStore = new SqliteSessionStore(path.join(options.dataDir, `atm-${options.atmId}-sessions.db`), SESSION_IDLE_MS);
+  const sessionStore = new SqliteSessionStore(
+    path.join(options.dataDir, `atm-${options.atmId}-sessions.db`),
+    SESSION_IDLE_MS,
+  );
   const app = createApp({
     atmId: options.atmId,
     bank: link,

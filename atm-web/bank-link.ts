@@ -143,7 +143,10 @@ export class BankLink {
       }
       this.current = client;
       this.backoffMs = this.options.initialBackoffMs ?? 100;
-      logger.info({ atm: atmId, action: 'bank_link', outcome: 'connected' }, `connected to the bank at ${host}:${port}`);
+      logger.info(
+        { atm: atmId, action: 'bank_link', outcome: 'connected' },
+        `connected to the bank at ${host}:${port}`,
+      );
       client.onClose((reason) => this.onClientClosed(client, reason.code));
     } catch (error) {
       logger.warn(
@@ -159,7 +162,10 @@ export class BankLink {
     this.current = null;
     for (const [handle, customer] of this.customers) if (customer.client === client) this.customers.delete(handle);
     if (this.stopped) return;
-    this.options.logger.warn({ atm: this.options.atmId, action: 'bank_link', outcome: code }, 'bank connection lost; reconnecting');
+    this.options.logger.warn(
+      { atm: this.options.atmId, action: 'bank_link', outcome: code },
+      'bank connection lost; reconnecting',
+    );
     this.scheduleRetry();
   }
 

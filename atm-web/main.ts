@@ -43,7 +43,10 @@ async function main(): Promise<void> {
     host: values.host,
     ...(values.port === undefined ? {} : { port: parseWhole('--port', values.port, 0, 65535) }),
     secureCookies: values['secure-cookies'],
-    authRateLimit: { windowMs: 15 * 60_000, limit: parseWhole('--auth-rate-limit', values['auth-rate-limit'], 1, 1_000_000) },
+    authRateLimit: {
+      windowMs: 15 * 60_000,
+      limit: parseWhole('--auth-rate-limit', values['auth-rate-limit'], 1, 1_000_000),
+    },
     logger,
   });
   console.log(`ATM ${atmId} ready at ${atm.url}`);

@@ -34,7 +34,9 @@ export class SqliteSessionStore extends session.Store {
 
   override get(sid: string, callback: Callback<session.SessionData | null>): void {
     this.run(callback, () => {
-      const row = this.db.prepare<[string, number], { data: string }>('SELECT data FROM sessions WHERE sid = ? AND expires > ?').get(sid, this.clock());
+      const row = this.db
+        .prepare<[string, number], { data: string }>('SELECT data FROM sessions WHERE sid = ? AND expires > ?')
+        .get(sid, this.clock());
       return row ? (JSON.parse(row.data) as session.SessionData) : null;
     });
   }
@@ -42,7 +44,9 @@ export class SqliteSessionStore extends session.Store {
   override set(sid: string, data: session.SessionData, callback?: Callback): void {
     this.run(callback, () => {
       this.db
-        .prepare('INSERT INTO sessions (sid, expires, data) VALUES (?, ?, ?) ON CONFLICT (sid) DO UPDATE SET expires = excluded.expires, data = excluded.data')
+        .prepare(
+          'INSERT INTO sessions (sid, expires, data) VALUES (?, ?, ?) ON CONFLICT (sid) DO UPDATE SET expires = excluded.expires, data = excluded.data',
+        )
         .run(sid, this.expiry(data), JSON.stringify(data));
     });
   }

@@ -8,13 +8,7 @@
  * cannot be modified (tag), deleted or reordered (n and the previous line's
  * hash are authenticated) without `verify` naming the first bad line.
  */
-import {
-  GCM_IV_BYTES,
-  aes256GcmOpen,
-  aes256GcmSeal,
-  sha256,
-  type RandomSource,
-} from '../protocol/crypto.ts';
+import { GCM_IV_BYTES, aes256GcmOpen, aes256GcmSeal, sha256, type RandomSource } from '../protocol/crypto.ts';
 import type { AuditEvent } from './event.ts';
 
 const AAD_LABEL = Buffer.from('atm-bank/v1 audit line');
@@ -67,7 +61,10 @@ export function openLine(key: Buffer, position: ChainPosition, line: string): Op
   const lineNumber = Number(match[1]);
   const expected = position.lineNumber + 1;
   if (lineNumber !== expected) {
-    return { ok: false, reason: `line number ${lineNumber} where ${expected} was expected (deleted or reordered lines)` };
+    return {
+      ok: false,
+      reason: `line number ${lineNumber} where ${expected} was expected (deleted or reordered lines)`,
+    };
   }
   const plaintext = aes256GcmOpen(
     key,

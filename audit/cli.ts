@@ -44,7 +44,9 @@ export function runAuditCli(argv: string[], out: (line: string) => void, err: (l
     const key = readAuditKey(path.join(dataDir, AUDIT_KEY_FILE));
     log = verifyLogFile(key, auditPaths(dataDir).encrypted);
   } catch (error) {
-    err(`cannot read the audit log in ${dataDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    err(
+      `cannot read the audit log in ${dataDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
     return 2;
   }
   if (command === 'decrypt') {

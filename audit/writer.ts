@@ -107,7 +107,11 @@ export class AuditWriter implements AuditSink {
   }
 
   /** Opens (creating if needed) both logs under `<dataDir>/audit/`. */
-  static open(dataDir: string, key: Buffer, random: RandomSource = secureRandom): { writer: AuditWriter; tornBytes: number } {
+  static open(
+    dataDir: string,
+    key: Buffer,
+    random: RandomSource = secureRandom,
+  ): { writer: AuditWriter; tornBytes: number } {
     const paths = auditPaths(dataDir);
     fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
     const plain = openForAppend(paths.plain);

@@ -66,7 +66,11 @@ export async function closedLoop(sessions: Session[], seconds: number): Promise<
   return { tps: latencies.length / seconds, latencies };
 }
 
-export async function openLoop(sessions: Session[], rate: number, seconds: number): Promise<{ tps: number; latencies: number[] }> {
+export async function openLoop(
+  sessions: Session[],
+  rate: number,
+  seconds: number,
+): Promise<{ tps: number; latencies: number[] }> {
   const latencies: number[] = [];
   const total = Math.floor(rate * seconds);
   const interval = 1000 / rate;

@@ -35,13 +35,20 @@ export function pgbenchAvailable(): boolean {
   return fs.existsSync(path.join(BIN, 'pgbench'));
 }
 
-export async function runPgbench(options: { seconds: number; clients?: number; threads?: number; scale?: number }): Promise<PgbenchResult> {
+export async function runPgbench(options: {
+  seconds: number;
+  clients?: number;
+  threads?: number;
+  scale?: number;
+}): Promise<PgbenchResult> {
   const clients = options.clients ?? 8;
   const threads = options.threads ?? 2;
   const scale = options.scale ?? 10;
   const asRoot = process.getuid?.() === 0;
   const run = (command: string, args: string[]): string => {
-    const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', path.join(BIN, command), ...args]] : [path.join(BIN, command), args];
+    const [file, argv] = asRoot
+      ? ['runuser', ['-u', 'postgres', '--', path.join(BIN, command), ...args]]
+      : [path.join(BIN, command), args];
     return execFileSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atm-pgbench-'));
@@ -55,19 +62,45 @@ export async function runPgbench(options: { seconds: number; clients?: number; t
   try {
     run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
     run('pg_ctl', [
-      '-D', data, '-l', path.join(dir, 'server.log'), '-w', 'start',
-      '-o', `-p ${port} -k ${dir} -c listen_addresses='' -c synchronous_commit=on -c fsync=on -c shared_buffers=128MB`,
+      '-D',
+      data,
+      '-l',
+      path.join(dir, 'server.log'),
+      '-w',
+      'start',
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses='' -c synchronous_commit=on -c fsync=on -c shared_buffers=128MB`,
     ]);
     const connection = ['-h', dir, '-p', String(port), '-U', 'postgres'];
     run('pgbench', [...connection, '-i', '-q', '-s', String(scale), 'postgres']);
-    const output = run('pgbench', [...connection, '-c', String(clients), '-j', String(threads), '-T', String(options.seconds), 'postgres']);
+    const output = run('pgbench', [
+      ...connection,
+      '-c',
+      String(clients),
+      '-j',
+      String(threads),
+      '-T',
+      String(options.seconds),
+      'postgres',
+    ]);
     const tps = Number(/tps = ([0-9.]+)/.exec(output)?.[1] ?? 'NaN');
     const latencyMs = Number(/latency average = ([0-9.]+) ms/.exec(output)?.[1] ?? 'NaN');
     // Throttled to half its peak (-R schedules transactions, so latency counts from the schedule).
     const logPrefix = path.join(dir, 'half');
     const halfOutput = run('pgbench', [
-      ...connection, '-c', String(clients), '-j', String(threads), '-T', String(options.seconds),
-      '-R', String(Math.max(1, Math.round(tps / 2))), '-l', '--log-prefix', logPrefix, 'postgres',
+      ...connection,
+      '-c',
+      String(clients),
+      '-j',
+      String(threads),
+      '-T',
+      String(options.seconds),
+      '-R',
+      String(Math.max(1, Math.round(tps / 2))),
+      '-l',
+      '--log-prefix',
+      logPrefix,
+      'postgres',
     ]);
     const latencies = fs
       .readdirSync(dir)
@@ -76,9 +109,17 @@ export async function runPgbench(options: { seconds: number; clients?: number; t
       .map((line) => Number(line.split(' ')[2]) / 1000 + Number(line.split(' ')[6] ?? 0) / 1000)
       .filter((value) => Number.isFinite(value))
       .sort((a, b) => a - b);
-    const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
+    const at = (q: number): number =>
+      latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
     const halfTps = Number(/tps = ([0-9.]+)/.exec(halfOutput)?.[1] ?? 'NaN');
-    return { tps, latencyMs, scale, clients, seconds: options.seconds, half: { tps: halfTps, p50Ms: at(0.5), p99Ms: at(0.99) } };
+    return {
+      tps,
+      latencyMs,
+      scale,
+      clients,
+      seconds: options.seconds,
+      half: { tps: halfTps, p50Ms: at(0.5), p99Ms: at(0.99) },
+    };
   } finally {
     try {
       run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);

@@ -41,7 +41,11 @@ const seconds = Number(values.seconds ?? (quick ? 4 : 15));
 const idleAtms = Number(values['idle-atms'] ?? 1000);
 const log = (line: string): void => console.log(line);
 
-function spawnEntry(entry: string, args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+function spawnEntry(
+  entry: string,
+  args: string[],
+  ready: RegExp,
+): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -74,27 +78,54 @@ function stop(child: ChildProcess): Promise<void> {
 
 async function main(): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atm-bench-'));
-  log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
-  log(`load: ${connections} ATM connections x ${sessionsEach} sessions, ${seconds} s per phase; mix 40% deposit, 30% withdraw, 30% balance`);
+  log(
+    `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+  );
+  log(
+    `load: ${connections} ATM connections x ${sessionsEach} sessions, ${seconds} s per phase; mix 40% deposit, 30% withdraw, 30% balance`,
+  );
 
   // bcrypt cost 10 keeps setup short; the logins-beside phase still runs real bcrypt.
   const { child: bank, match } = await spawnEntry(
     'server/main.ts',
-    ['--port', '0', '--data-dir', dataDir, '--bcrypt-cost', '10', '--max-handshaking', '1024', '--max-connections', '4096'],
+    [
+      '--port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--bcrypt-cost',
+      '10',
+      '--max-handshaking',
+      '1024',
+      '--max-connections',
+      '4096',
+    ],
     /bank listening on 127\.0\.0\.1:(\d+)/,
   );
   const pid = bank.pid ?? 0;
-  const target = { host: '127.0.0.1', port: Number(match[1]), terminalKey: readBankAuth(path.join(dataDir, 'bank.auth')) };
+  const target = {
+    host: '127.0.0.1',
+    port: Number(match[1]),
+    terminalKey: readBankAuth(path.join(dataDir, 'bank.auth')),
+  };
 
   // 1,000 connected idle ATMs (handshake done, nothing else): what do they cost the bank?
   const rssBeforeIdle = memoryMb(pid).rss;
   const idle: BankClient[] = [];
   for (let i = 0; i < idleAtms; i += 50) {
-    idle.push(...(await Promise.all(Array.from({ length: Math.min(50, idleAtms - i) }, (_, j) => BankClient.connect({ ...target, atmId: 1000 + i + j })))));
+    idle.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(50, idleAtms - i) }, (_, j) =>
+          BankClient.connect({ ...target, atmId: 1000 + i + j }),
+        ),
+      )),
+    );
   }
   await new Promise((resolve) => setTimeout(resolve, 500));
   const idleRss = memoryMb(pid);
-  log(`${idleAtms} idle ATMs connected to a fresh bank: RSS ${round(idleRss.rss, 1)} MB (${round(rssBeforeIdle, 1)} MB before them)`);
+  log(
+    `${idleAtms} idle ATMs connected to a fresh bank: RSS ${round(idleRss.rss, 1)} MB (${round(rssBeforeIdle, 1)} MB before them)`,
+  );
   for (const client of idle) client.close();
 
   const sessions = await openSessions(target, connections, sessionsEach, 'load');
@@ -104,12 +135,16 @@ async function main(): Promise<void> {
   const peak = await closedLoop(sessions, seconds);
   const bankCpu = (cpuSeconds(pid) - cpu0) / seconds;
   const peakLatency = summarize(peak.latencies);
-  log(`peak (closed loop):     ${round(peak.tps, 0)} tps  p50 ${round(peakLatency.p50)} ms  p95 ${round(peakLatency.p95)} ms  p99 ${round(peakLatency.p99)} ms  bank CPU ${round(bankCpu * 100, 0)}%`);
+  log(
+    `peak (closed loop):     ${round(peak.tps, 0)} tps  p50 ${round(peakLatency.p50)} ms  p95 ${round(peakLatency.p95)} ms  p99 ${round(peakLatency.p99)} ms  bank CPU ${round(bankCpu * 100, 0)}%`,
+  );
 
   const halfRate = peak.tps / 2;
   const half = await openLoop(sessions, halfRate, seconds);
   const halfLatency = summarize(half.latencies);
-  log(`50% of peak (open loop): ${round(half.tps, 0)} tps  p50 ${round(halfLatency.p50)} ms  p95 ${round(halfLatency.p95)} ms  p99 ${round(halfLatency.p99)} ms`);
+  log(
+    `50% of peak (open loop): ${round(half.tps, 0)} tps  p50 ${round(halfLatency.p50)} ms  p95 ${round(halfLatency.p95)} ms  p99 ${round(halfLatency.p99)} ms`,
+  );
 
   const loginClient = await BankClient.connect({ ...target, atmId: 99, requestTimeoutMs: 60_000 });
   await loginClient.signup('login-storm', 'bench-password');
@@ -120,7 +155,9 @@ async function main(): Promise<void> {
   const loginCount = await logins;
   const withLoginsLatency = summarize(withLogins.latencies);
   const loginImpact = withLoginsLatency.p99 / halfLatency.p99;
-  log(`50% + logins beside:     ${round(withLogins.tps, 0)} tps  p50 ${round(withLoginsLatency.p50)} ms  p99 ${round(withLoginsLatency.p99)} ms  (${round(loginCount / seconds, 1)} logins/s; p99 x${round(loginImpact)})`);
+  log(
+    `50% + logins beside:     ${round(withLogins.tps, 0)} tps  p50 ${round(withLoginsLatency.p50)} ms  p99 ${round(withLoginsLatency.p99)} ms  (${round(loginCount / seconds, 1)} logins/s; p99 x${round(loginImpact)})`,
+  );
   loginClient.close();
 
   const memory = memoryMb(pid);
@@ -133,13 +170,19 @@ async function main(): Promise<void> {
     ['1', '--bank', `127.0.0.1:${target.port}`, '--data-dir', dataDir, '--port', '0', '--auth-rate-limit', '100000'],
     /ATM 1 ready at (http:\/\/[0-9.:]+)/,
   );
-  const { child: bare, match: bareMatch } = await spawnEntry('bench/bare-express.ts', [], /bare express ready at (http:\/\/[0-9.:]+)/);
+  const { child: bare, match: bareMatch } = await spawnEntry(
+    'bench/bare-express.ts',
+    [],
+    /bare express ready at (http:\/\/[0-9.:]+)/,
+  );
   const users = await signInUsers(atmMatch[1] ?? '', 16, 'web');
   const webSeconds = Math.max(3, Math.round(seconds / 2));
   const atmRps = await postLoop(atmMatch[1] ?? '', users, webSeconds);
   const bareRps = await postLoop(bareMatch[1] ?? '', users, webSeconds);
   const httpRatio = atmRps / bareRps;
-  log(`web tier: ${round(atmRps, 0)} deposits/s through ATM 1 vs ${round(bareRps, 0)} req/s bare Express (ratio ${round(httpRatio, 3)})`);
+  log(
+    `web tier: ${round(atmRps, 0)} deposits/s through ATM 1 vs ${round(bareRps, 0)} req/s bare Express (ratio ${round(httpRatio, 3)})`,
+  );
   await stop(atm);
   await stop(bare);
   await stop(bank);
@@ -150,8 +193,12 @@ async function main(): Promise<void> {
     const pg = await runPgbench({ seconds });
     pgbenchTps = pg.tps;
     pgbenchHalf = pg.half;
-    log(`pgbench TPC-B (-c ${pg.clients} -j 2, scale ${pg.scale}, synchronous_commit=on): ${round(pg.tps, 0)} tps, ${round(pg.latencyMs)} ms average`);
-    log(`pgbench at half its peak (-R ${round(pg.half.tps, 0)}): p50 ${round(pg.half.p50Ms)} ms  p99 ${round(pg.half.p99Ms)} ms`);
+    log(
+      `pgbench TPC-B (-c ${pg.clients} -j 2, scale ${pg.scale}, synchronous_commit=on): ${round(pg.tps, 0)} tps, ${round(pg.latencyMs)} ms average`,
+    );
+    log(
+      `pgbench at half its peak (-R ${round(pg.half.tps, 0)}): p50 ${round(pg.half.p50Ms)} ms  p99 ${round(pg.half.p99Ms)} ms`,
+    );
   } else {
     log('pgbench: not found at /usr/lib/postgresql/15/bin; skipped');
   }

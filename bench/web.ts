@@ -29,11 +29,19 @@ export async function signInUsers(base: string, count: number, prefix: string): 
     const username = `${prefix}${i}`;
     let page = await fetch(`${base}/signup`);
     let cookie = cookieFrom(page);
-    let response = await form(`${base}/signup`, { _csrf: csrfIn(await page.text()), username, password: 'bench-password' }, cookie);
+    let response = await form(
+      `${base}/signup`,
+      { _csrf: csrfIn(await page.text()), username, password: 'bench-password' },
+      cookie,
+    );
     if (response.status !== 303) throw new Error(`signup failed: ${response.status}`);
     page = await fetch(`${base}/login`, { headers: { cookie } });
     cookie = cookieFrom(page, cookie);
-    response = await form(`${base}/login`, { _csrf: csrfIn(await page.text()), username, password: 'bench-password' }, cookie);
+    response = await form(
+      `${base}/login`,
+      { _csrf: csrfIn(await page.text()), username, password: 'bench-password' },
+      cookie,
+    );
     if (response.status !== 303) throw new Error(`login failed: ${response.status}`);
     cookie = cookieFrom(response, cookie);
     const home = await fetch(`${base}/`, { headers: { cookie } });

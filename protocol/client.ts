@@ -181,7 +181,10 @@ export class BankClient {
   }
 
   async statement(session: CustomerSession): Promise<{ balanceCents: number; entries: StatementEntry[] }> {
-    const { balanceCents, entries } = this.expect('statement', await this.request(this.records(session), { op: 'statement' }));
+    const { balanceCents, entries } = this.expect(
+      'statement',
+      await this.request(this.records(session), { op: 'statement' }),
+    );
     return { balanceCents, entries };
   }
 
@@ -285,7 +288,9 @@ export class BankClient {
     if (frame.type !== FrameType.Record) throw new ProtocolError('ERR_PHASE', 'unexpected frame');
     const sessionId = peekSessionId(frame.body);
     if (!sessionId) throw new ProtocolError('ERR_TRUNCATED', 'record too short');
-    const records = sessionId.equals(CHANNEL_SESSION_ID) ? this.channel : this.liveSessions.get(sessionId.toString('hex'));
+    const records = sessionId.equals(CHANNEL_SESSION_ID)
+      ? this.channel
+      : this.liveSessions.get(sessionId.toString('hex'));
     if (!records) throw new ProtocolError('ERR_UNKNOWN_SESSION', 'answer for an unknown session');
     const opened = records.open(frame.body);
     if (opened.contentType !== ContentType.Response) throw new ProtocolError('ERR_BAD_MESSAGE', 'expected a response');

@@ -84,7 +84,11 @@ export const ResponseSchema = z.discriminatedUnion('ok', [
       z.strictObject({ op: z.literal('deposit'), ...MoneyResult }),
       z.strictObject({ op: z.literal('withdraw'), ...MoneyResult }),
       z.strictObject({ op: z.literal('balance'), balanceCents: Cents }),
-      z.strictObject({ op: z.literal('statement'), balanceCents: Cents, entries: z.array(StatementEntrySchema).max(10) }),
+      z.strictObject({
+        op: z.literal('statement'),
+        balanceCents: Cents,
+        entries: z.array(StatementEntrySchema).max(10),
+      }),
       z.strictObject({ op: z.literal('logout') }),
     ]),
   }),

@@ -151,7 +151,11 @@ export class RecordSession {
       throw new ProtocolError('ERR_BAD_MESSAGE', 'unknown content type');
     }
     const iv = record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + AES_BLOCK_BYTES);
-    const plaintext = aes256CbcDecrypt(state.keys.encKey, iv, record.subarray(RECORD_HEADER_BYTES + AES_BLOCK_BYTES, macStart));
+    const plaintext = aes256CbcDecrypt(
+      state.keys.encKey,
+      iv,
+      record.subarray(RECORD_HEADER_BYTES + AES_BLOCK_BYTES, macStart),
+    );
     if (!plaintext) throw new ProtocolError('ERR_BAD_PADDING', 'record padding is invalid');
     advance(state, this.sessionId);
     return { contentType, seq, plaintext };

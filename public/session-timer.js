@@ -7,9 +7,12 @@
   var warning = document.getElementById('session-warning');
   if (!idleSeconds || !warning) return;
   var leadSeconds = Math.min(120, idleSeconds / 2);
-  window.setTimeout(function () {
-    warning.hidden = false;
-  }, (idleSeconds - leadSeconds) * 1000);
+  window.setTimeout(
+    function () {
+      warning.hidden = false;
+    },
+    (idleSeconds - leadSeconds) * 1000,
+  );
   window.setTimeout(function () {
     window.location.assign('/login?expired=1');
   }, idleSeconds * 1000);

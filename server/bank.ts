@@ -160,7 +160,13 @@ export class Bank {
     if (outcome.status === 'balance_limit') {
       throw new BankError('ERR_BALANCE_LIMIT', 'This deposit would take the balance over the account limit.');
     }
-    return { op: kind, txId, amountCents: amount.cents, balanceCents: outcome.balanceCents, replayed: outcome.replayed };
+    return {
+      op: kind,
+      txId,
+      amountCents: amount.cents,
+      balanceCents: outcome.balanceCents,
+      replayed: outcome.replayed,
+    };
   }
 
   async balance(actor: Actor): Promise<number> {
@@ -195,7 +201,13 @@ export class Bank {
   }
 
   /** Writes the event and waits until it is on disk; refuses the operation if it cannot be recorded. */
-  private async audited(actor: Actor, action: AuditAction, amountCents: number | null, outcome: string, detail?: string): Promise<void> {
+  private async audited(
+    actor: Actor,
+    action: AuditAction,
+    amountCents: number | null,
+    outcome: string,
+    detail?: string,
+  ): Promise<void> {
     try {
       this.audit.write(this.event(actor, action, amountCents, outcome, detail));
       await this.audit.flush();
@@ -204,7 +216,13 @@ export class Bank {
     }
   }
 
-  private event(actor: Actor, action: AuditAction, amountCents: number | null, outcome: string, detail?: string): AuditEvent {
+  private event(
+    actor: Actor,
+    action: AuditAction,
+    amountCents: number | null,
+    outcome: string,
+    detail?: string,
+  ): AuditEvent {
     const event: AuditEvent = { at: this.now(), atm: actor.atmId, user: actor.username, action, amountCents, outcome };
     if (detail !== undefined) event.detail = detail;
     return event;

@@ -194,10 +194,19 @@ export class BankConnection {
       const bankError =
         error instanceof BankError ? error : new BankError('ERR_INTERNAL', 'The bank could not complete the request.');
       if (!(error instanceof BankError)) {
-        this.deps.logger.error({ peer: this.peer, atm: actor.atmId, action: request.op, err: String(error) }, 'internal error');
+        this.deps.logger.error(
+          { peer: this.peer, atm: actor.atmId, action: request.op, err: String(error) },
+          'internal error',
+        );
       }
       this.deps.logger.info(
-        { peer: this.peer, atm: actor.atmId, user: actor.username ?? undefined, action: request.op, outcome: bankError.code },
+        {
+          peer: this.peer,
+          atm: actor.atmId,
+          user: actor.username ?? undefined,
+          action: request.op,
+          outcome: bankError.code,
+        },
         'refused',
       );
       return { id: request.id, ok: false, code: bankError.code, message: bankError.message };
@@ -309,13 +318,19 @@ export class BankConnection {
     } catch {
       // The audit log is unwritable; the connection still ends.
     }
-    this.deps.logger.warn({ peer: this.peer, atm: atmId ?? undefined, action: 'protocol', outcome: code }, 'connection ended');
+    this.deps.logger.warn(
+      { peer: this.peer, atm: atmId ?? undefined, action: 'protocol', outcome: code },
+      'connection ended',
+    );
   }
 
   private closeQuietly(reason: string): void {
     if (this.state === 'closed') return;
     if (this.state === 'open') {
-      this.deps.logger.info({ peer: this.peer, atm: this.atmId ?? undefined, action: 'disconnect', outcome: reason }, 'ATM disconnected');
+      this.deps.logger.info(
+        { peer: this.peer, atm: this.atmId ?? undefined, action: 'disconnect', outcome: reason },
+        'ATM disconnected',
+      );
     }
     this.teardown();
     this.socket.destroy();

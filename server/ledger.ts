@@ -32,7 +32,10 @@ export interface Ledger {
   createAccount(username: string, passwordHash: string, at: string): Promise<Account | null>;
   findAccount(username: string): Promise<Account | null>;
   /** Counts one failure and returns the new count; `lockUntil` locks and resets the count. */
-  recordLoginFailure(accountId: number, lockUntil: (failures: number) => number | null): Promise<{ failures: number; lockedUntil: number | null }>;
+  recordLoginFailure(
+    accountId: number,
+    lockUntil: (failures: number) => number | null,
+  ): Promise<{ failures: number; lockedUntil: number | null }>;
   recordLoginSuccess(accountId: number): Promise<void>;
   /**
    * Applies a money movement atomically and idempotently per (account, txId).

@@ -20,7 +20,12 @@ export function createLogger(name: string): ProcessLogger {
       ...options,
       transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } },
     });
-    return { info: logger.info.bind(logger), warn: logger.warn.bind(logger), error: logger.error.bind(logger), flush: () => logger.flush() };
+    return {
+      info: logger.info.bind(logger),
+      warn: logger.warn.bind(logger),
+      error: logger.error.bind(logger),
+      flush: () => logger.flush(),
+    };
   }
   const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
   const logger = pino(options, destination);

@@ -30,7 +30,8 @@ lowerPriority();
 type Request = { id: number; op: 'hash' | 'compare'; password: string; hash?: string };
 
 process.on('message', (message: Request) => {
-  const work = message.op === 'hash' ? bcrypt.hash(message.password, cost) : bcrypt.compare(message.password, message.hash ?? '');
+  const work =
+    message.op === 'hash' ? bcrypt.hash(message.password, cost) : bcrypt.compare(message.password, message.hash ?? '');
   work.then(
     (value) => process.send?.({ id: message.id, ok: true, value }),
     () => process.send?.({ id: message.id, ok: false }),

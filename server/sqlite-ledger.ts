@@ -62,7 +62,12 @@ type AccountRow = {
   locked_until: number | null;
 };
 
-type JournalRow = { kind: MoneyKind; amount_cents: number; status: Exclude<MoneyOutcome['status'], 'conflict'>; balance_after_cents: number };
+type JournalRow = {
+  kind: MoneyKind;
+  amount_cents: number;
+  status: Exclude<MoneyOutcome['status'], 'conflict'>;
+  balance_after_cents: number;
+};
 
 const fdatasync = promisify(fs.fdatasync);
 
@@ -85,7 +90,7 @@ function toAccount(row: AccountRow): Account {
 }
 
 function prepareStatements(db: Database.Database) {
-return {
+  return {
     insertAccount: db.prepare<[string, string, string], AccountRow>(
       `INSERT INTO accounts (username, password_hash, created_at) VALUES (?, ?, ?)
        ON CONFLICT (username) DO NOTHING RETURNING *`,
@@ -105,7 +110,10 @@ return {
       `INSERT INTO journal (account_id, tx_id, kind, amount_cents, status, balance_after_cents, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
-    statement: db.prepare<[number, number], { created_at: string; kind: MoneyKind; amount_cents: number; balance_after_cents: number }>(
+    statement: db.prepare<
+      [number, number],
+      { created_at: string; kind: MoneyKind; amount_cents: number; balance_after_cents: number }
+    >(
       `SELECT created_at, kind, amount_cents, balance_after_cents FROM journal
        WHERE account_id = ? AND status = 'applied' ORDER BY id DESC LIMIT ?`,
     ),
@@ -175,14 +183,16 @@ export class SqliteLedger implements Ledger {
     accountId: number,
     lockUntil: (failures: number) => number | null,
   ): Promise<{ failures: number; lockedUntil: number | null }> {
-    const result = this.db.transaction(() => {
-      const row = this.statements.countFailure.get(accountId);
-      if (!row) return { failures: 0, lockedUntil: null };
-      const until = lockUntil(row.failed_logins);
-      if (until === null) return { failures: row.failed_logins, lockedUntil: row.locked_until };
-      this.statements.lock.run(until, accountId);
-      return { failures: row.failed_logins, lockedUntil: until };
-    }).immediate();
+    const result = this.db
+      .transaction(() => {
+        const row = this.statements.countFailure.get(accountId);
+        if (!row) return { failures: 0, lockedUntil: null };
+        const until = lockUntil(row.failed_logins);
+        if (until === null) return { failures: row.failed_logins, lockedUntil: row.locked_until };
+        this.statements.lock.run(until, accountId);
+        return { failures: row.failed_logins, lockedUntil: until };
+      })
+      .immediate();
     await this.committed();
     return result;
   }
@@ -239,7 +249,8 @@ export class SqliteLedger implements Ledger {
   private decideAndRecord({ request, beforeCommit }: Pending): MoneyOutcome {
     const previous = this.statements.findTx.get(request.accountId, request.txId);
     if (previous) {
-      if (previous.kind !== request.kind || previous.amount_cents !== request.amountCents) return { status: 'conflict' };
+      if (previous.kind !== request.kind || previous.amount_cents !== request.amountCents)
+        return { status: 'conflict' };
       return { status: previous.status, balanceCents: previous.balance_after_cents, replayed: true };
     }
     const current = this.statements.balance.get(request.accountId);

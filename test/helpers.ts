@@ -29,7 +29,12 @@ export async function startTestBank(options: Partial<BankServerOptions> = {}): P
     bank,
     dataDir,
     async connect(atmId = 1) {
-      const client = await BankClient.connect({ host: bank.host, port: bank.port, terminalKey: bank.terminalKey, atmId });
+      const client = await BankClient.connect({
+        host: bank.host,
+        port: bank.port,
+        terminalKey: bank.terminalKey,
+        atmId,
+      });
       clients.push(client);
       return client;
     },

@@ -11,7 +11,8 @@ import type { NextFunction, Request, Response } from 'express';
 const csrf = csrfSync({
   getTokenFromRequest: (req: Request) => {
     const body: unknown = req.body;
-    if (typeof body === 'object' && body !== null && '_csrf' in body && typeof body._csrf === 'string') return body._csrf;
+    if (typeof body === 'object' && body !== null && '_csrf' in body && typeof body._csrf === 'string')
+      return body._csrf;
     return undefined;
   },
   size: 32,

@@ -20,7 +20,11 @@ function hasField<K extends string>(value: unknown, key: K): value is Record<K, 
 export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
   if (hasField(error, 'code') && error.code === CSRF_ERROR_CODE) {
-    return new HttpError(403, 'CSRF', 'This form has expired or did not come from this ATM. Go back, reload the page and try again.');
+    return new HttpError(
+      403,
+      'CSRF',
+      'This form has expired or did not come from this ATM. Go back, reload the page and try again.',
+    );
   }
   if (hasField(error, 'type')) {
     if (error.type === 'entity.too.large') return new HttpError(413, 'TOO_LARGE', 'That request is too large.');
@@ -28,7 +32,8 @@ export function toHttpError(error: unknown): HttpError {
       return new HttpError(400, 'BAD_REQUEST', 'That request could not be read.');
     }
   }
-  if (hasField(error, 'status') && error.status === 400) return new HttpError(400, 'BAD_REQUEST', 'That request could not be read.');
+  if (hasField(error, 'status') && error.status === 400)
+    return new HttpError(400, 'BAD_REQUEST', 'That request could not be read.');
   return new HttpError(500, 'INTERNAL', 'Something went wrong. Nothing was changed. Please try again.');
 }
 

@@ -88,7 +88,13 @@ export function authRoutes(deps: AuthDeps): Router {
     const password = formField(req.body, 'password');
     if (!username || !password) return renderSignup(res, 400, 'Choose a username and a password.', username);
     const outcome = await callBank(() => deps.bank.client().signup(username, password));
-    if (!outcome.ok) return renderSignup(res, outcome.error.code === 'ERR_USERNAME_TAKEN' ? 409 : 400, outcome.error.message, username);
+    if (!outcome.ok)
+      return renderSignup(
+        res,
+        outcome.error.code === 'ERR_USERNAME_TAKEN' ? 409 : 400,
+        outcome.error.message,
+        username,
+      );
     req.session.flash = { kind: 'ok', text: `Account created for ${outcome.value.username}. Log in to continue.` };
     res.redirect(303, '/login');
   });

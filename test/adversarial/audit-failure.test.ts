@@ -34,7 +34,10 @@ describe('an unwritable audit log', () => {
 
     breakDisk(code);
     const txId = uniqueTxId();
-    for (const attempt of [() => client.deposit(session, txId, 1_000), () => client.withdraw(session, uniqueTxId(), 1_000)]) {
+    for (const attempt of [
+      () => client.deposit(session, txId, 1_000),
+      () => client.withdraw(session, uniqueTxId(), 1_000),
+    ]) {
       const error = await attempt().then(
         () => null,
         (caught: unknown) => caught,

@@ -33,7 +33,15 @@ describe('a bank crash', () => {
     children.push(first);
     const terminalKey = readBankAuth(path.join(dataDir, 'bank.auth'));
     const atms = [1, 2, 3].map((atmId) => {
-      const link = new BankLink({ host: '127.0.0.1', port: first.port, terminalKey, atmId, logger: silentLogger, initialBackoffMs: 50, maxBackoffMs: 300 });
+      const link = new BankLink({
+        host: '127.0.0.1',
+        port: first.port,
+        terminalKey,
+        atmId,
+        logger: silentLogger,
+        initialBackoffMs: 50,
+        maxBackoffMs: 300,
+      });
       links.push(link);
       return link;
     });
@@ -79,7 +87,8 @@ describe('a bank crash', () => {
     await Promise.all(atms.map((link) => link.waitUntilAvailable(10_000)));
 
     const sessions = new Map<string, { link: BankLink; handle: string }>();
-    for (const { link, user } of customers) sessions.set(user, { link, handle: (await link.login(user, 'password1')).handle });
+    for (const { link, user } of customers)
+      sessions.set(user, { link, handle: (await link.login(user, 'password1')).handle });
     const live = (user: string) => {
       const entry = sessions.get(user);
       const customer = entry?.link.customer(entry.handle);
@@ -100,7 +109,9 @@ describe('a bank crash', () => {
     // Now every attempt is applied exactly once: each balance is the sum of its attempts.
     for (const { user } of customers) {
       const customer = live(user);
-      const expected = attempts.filter((attempt) => attempt.user === user).reduce((sum, attempt) => sum + attempt.cents, 0);
+      const expected = attempts
+        .filter((attempt) => attempt.user === user)
+        .reduce((sum, attempt) => sum + attempt.cents, 0);
       expect(await customer.client.balance(customer.session)).toBe(expected);
     }
 
@@ -119,6 +130,13 @@ describe('a bank crash', () => {
 
     const out: string[] = [];
     const err: string[] = [];
-    expect(runAuditCli(['verify', '--data-dir', dataDir], (l) => out.push(l), (l) => err.push(l)), err.join('\n')).toBe(0);
+    expect(
+      runAuditCli(
+        ['verify', '--data-dir', dataDir],
+        (l) => out.push(l),
+        (l) => err.push(l),
+      ),
+      err.join('\n'),
+    ).toBe(0);
   }, 60_000);
 });

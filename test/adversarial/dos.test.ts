@@ -110,7 +110,12 @@ describe('denial of service', () => {
         `${completed} deposits meanwhile, bank RSS ${rssBefore.toFixed(1)} -> ${rssAfter.toFixed(1)} MB`,
     );
     // And a new ATM can connect once the flood is gone.
-    const late = await BankClient.connect({ host: '127.0.0.1', port: bank.port, terminalKey: readBankAuth(path.join(dataDir, 'bank.auth')), atmId: 2 });
+    const late = await BankClient.connect({
+      host: '127.0.0.1',
+      port: bank.port,
+      terminalKey: readBankAuth(path.join(dataDir, 'bank.auth')),
+      atmId: 2,
+    });
     await late.ping();
     late.close();
     atm.close();

@@ -58,7 +58,8 @@ async function scene(options: { requestTimeoutMs?: number } = {}): Promise<Scene
 }
 
 const isCustomerRecord = (seen: Seen): boolean =>
-  seen.frame.type === FrameType.Record && !seen.frame.body.subarray(SESSION_ID_AT, SESSION_ID_AT + 8).equals(Buffer.alloc(8));
+  seen.frame.type === FrameType.Record &&
+  !seen.frame.body.subarray(SESSION_ID_AT, SESSION_ID_AT + 8).equals(Buffer.alloc(8));
 
 /** Tampers with the next ATM->bank customer record only; everything else passes. */
 function onNextCustomerRecord(proxy: MitmProxy, change: (record: Buffer, seen: Seen) => Buffer[]): void {
@@ -125,7 +126,9 @@ describe('a man in the middle', () => {
     const s = await scene();
     const oldConnection = s.proxy.latestConnection;
     const deposit = s.proxy.frames({ connection: oldConnection, way: 'toBank' }).filter(isCustomerRecord).at(-1);
-    const loginRecord = s.proxy.frames({ connection: oldConnection, way: 'toBank', type: FrameType.Record }).find((seen) => !isCustomerRecord(seen));
+    const loginRecord = s.proxy
+      .frames({ connection: oldConnection, way: 'toBank', type: FrameType.Record })
+      .find((seen) => !isCustomerRecord(seen));
     s.proxy.cut(oldConnection);
     await expect.poll(() => s.proxy.latestConnection).toBeGreaterThan(oldConnection);
     await s.atm.link.waitUntilAvailable(5_000);

@@ -18,7 +18,11 @@ describe('attacks through the forms', () => {
     bank = await startTestBank();
     atm = await startTestAtm(bank);
     const agent = request.agent(atm.app);
-    for (const username of ['evil\r\nSet-Cookie: stolen=1', '"><img src=x onerror=alert(1)>', "x'); DROP TABLE accounts;--"]) {
+    for (const username of [
+      'evil\r\nSet-Cookie: stolen=1',
+      '"><img src=x onerror=alert(1)>',
+      "x'); DROP TABLE accounts;--",
+    ]) {
       const token = await tokenFor(agent, '/signup');
       const response = await agent.post('/signup').type('form').send({ _csrf: token, username, password: 'password1' });
       expect(response.status).toBe(400);

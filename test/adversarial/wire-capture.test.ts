@@ -22,7 +22,12 @@ afterEach(async () => {
 /** Each secret as it might leak: the text itself, and its hex and base64 spellings. */
 function spellings(secret: string): string[] {
   const bytes = Buffer.from(secret, 'utf8');
-  return [secret, bytes.toString('hex'), bytes.toString('base64').replace(/=+$/, ''), bytes.toString('base64url').replace(/=+$/, '')];
+  return [
+    secret,
+    bytes.toString('hex'),
+    bytes.toString('base64').replace(/=+$/, ''),
+    bytes.toString('base64url').replace(/=+$/, ''),
+  ];
 }
 
 describe('the wire', () => {
@@ -56,7 +61,8 @@ describe('the wire', () => {
       'amountCents',
     ];
     for (const secret of secrets) {
-      for (const spelling of spellings(secret)) expect(asText.includes(spelling), `${secret} as ${spelling}`).toBe(false);
+      for (const spelling of spellings(secret))
+        expect(asText.includes(spelling), `${secret} as ${spelling}`).toBe(false);
     }
     // Mostly ciphertext: about 37% of random bytes are printable; JSON or text would be near 100%.
     const printable = captured.filter((byte) => byte >= 0x20 && byte < 0x7f).length / captured.length;

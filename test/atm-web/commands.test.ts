@@ -33,7 +33,15 @@ describe('commands', () => {
     const dataDir = tempDir();
     const bank = await spawnBank(dataDir);
     children.push(bank);
-    const atm = spawnEntry('atm-web/main.ts', ['7', '--bank', `127.0.0.1:${bank.port}`, '--data-dir', dataDir, '--port', '0']);
+    const atm = spawnEntry('atm-web/main.ts', [
+      '7',
+      '--bank',
+      `127.0.0.1:${bank.port}`,
+      '--data-dir',
+      dataDir,
+      '--port',
+      '0',
+    ]);
     children.push(atm);
     const match = await waitForOutput(atm, /ATM 7 ready at (http:\/\/127\.0\.0\.1:\d+)/);
     expect((await request(match[1] ?? '').get('/login')).text).toContain('ATM 7');

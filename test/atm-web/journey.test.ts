@@ -2,7 +2,17 @@ import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { startTestBank, type TestBank } from '../helpers.ts';
-import { csrfFrom, login, messages, signup, startTestAtm, tokenFor, transact, txIdFrom, type TestAtm } from './harness.ts';
+import {
+  csrfFrom,
+  login,
+  messages,
+  signup,
+  startTestAtm,
+  tokenFor,
+  transact,
+  txIdFrom,
+  type TestAtm,
+} from './harness.ts';
 
 let bank: TestBank | null = null;
 const atms: TestAtm[] = [];
@@ -37,10 +47,13 @@ describe('a customer at the ATM', () => {
     const home = await agent.get('/');
     expect(home.text).toContain('Welcome, austin');
     expect(messages(home.text)).toEqual(['Login successful']);
-    for (const button of ['Deposit', 'Withdraw', 'Check balance', 'Log out']) expect(home.text).toContain(`>${button}</button>`);
+    for (const button of ['Deposit', 'Withdraw', 'Check balance', 'Log out'])
+      expect(home.text).toContain(`>${button}</button>`);
     expect(home.text).toContain('<label for="amount">Amount</label>');
 
-    expect(messages((await transact(agent, 'deposit', '150')).page)).toEqual(['Deposited $150.00. New balance: $150.00']);
+    expect(messages((await transact(agent, 'deposit', '150')).page)).toEqual([
+      'Deposited $150.00. New balance: $150.00',
+    ]);
     expect(messages((await transact(agent, 'withdraw', '50')).page)).toEqual(['Withdrew $50.00. New balance: $100.00']);
     expect(messages((await transact(agent, 'balance')).page)).toEqual(['Current balance: $100.00']);
     expect(messages((await transact(agent, 'withdraw', '150')).page)).toEqual(['Insufficient funds']);
@@ -52,7 +65,10 @@ describe('a customer at the ATM', () => {
     expect(statement.text).toMatch(/Withdrawal<\/td><td class="num">−\$50\.00<\/td><td class="num">\$100\.00/);
     expect(statement.text).toMatch(/Deposit<\/td><td class="num">\+\$150\.00<\/td><td class="num">\$150\.00/);
 
-    const logout = await agent.post('/logout').type('form').send({ _csrf: csrfFrom(home.text) });
+    const logout = await agent
+      .post('/logout')
+      .type('form')
+      .send({ _csrf: csrfFrom(home.text) });
     expect(logout.status).toBe(303);
     const after = await agent.get('/');
     expect(after.status).toBe(303);
@@ -66,7 +82,10 @@ describe('a customer at the ATM', () => {
     await signup(agent, 'reloader', 'password1');
     await login(agent, 'reloader', 'password1');
     const form = await agent.get('/');
-    const response = await agent.post('/transaction').type('form').send({ _csrf: csrfFrom(form.text), txId: txIdFrom(form.text), action: 'deposit', amount: '10' });
+    const response = await agent
+      .post('/transaction')
+      .type('form')
+      .send({ _csrf: csrfFrom(form.text), txId: txIdFrom(form.text), action: 'deposit', amount: '10' });
     expect(response.status).toBe(303);
     // Reloading the result page is a GET: the balance stays where it was.
     await agent.get('/');
@@ -145,10 +164,16 @@ describe('a customer at the ATM', () => {
     const agent = request.agent(atm.app);
     await signup(agent, 'taken', 'password1');
     const token = await tokenFor(agent, '/signup');
-    const again = await agent.post('/signup').type('form').send({ _csrf: token, username: 'TAKEN', password: 'password1' });
+    const again = await agent
+      .post('/signup')
+      .type('form')
+      .send({ _csrf: token, username: 'TAKEN', password: 'password1' });
     expect(again.status).toBe(409);
     expect(messages(again.text)).toEqual(['That username is taken. Choose another.']);
-    const short = await agent.post('/signup').type('form').send({ _csrf: token, username: 'newbie', password: 'short' });
+    const short = await agent
+      .post('/signup')
+      .type('form')
+      .send({ _csrf: token, username: 'newbie', password: 'short' });
     expect(short.status).toBe(400);
     expect(messages(short.text)).toEqual(['Passwords must be at least 8 characters.']);
   });
@@ -162,11 +187,17 @@ describe('web security', () => {
     await login(agent, 'csrfvictim', 'password1');
     const form = await agent.get('/');
     for (const token of [undefined, '', 'forged', csrfFrom(form.text).replace(/.$/, (c) => (c === '0' ? '1' : '0'))]) {
-      const response = await agent.post('/transaction').type('form').send({ _csrf: token, txId: txIdFrom(form.text), action: 'deposit', amount: '100' });
+      const response = await agent
+        .post('/transaction')
+        .type('form')
+        .send({ _csrf: token, txId: txIdFrom(form.text), action: 'deposit', amount: '100' });
       expect(response.status).toBe(403);
       expect(response.text).toContain('This form has expired or did not come from this ATM.');
     }
-    const noTokenLogin = await request(atm.app).post('/login').type('form').send({ username: 'csrfvictim', password: 'password1' });
+    const noTokenLogin = await request(atm.app)
+      .post('/login')
+      .type('form')
+      .send({ username: 'csrfvictim', password: 'password1' });
     expect(noTokenLogin.status).toBe(403);
     const noTokenLogout = await agent.post('/logout').type('form').send({});
     expect(noTokenLogout.status).toBe(403);
@@ -180,7 +211,10 @@ describe('web security', () => {
     const before = await agent.get('/login');
     const plantedCookie = String(before.headers['set-cookie']).split(';')[0] ?? '';
     expect(plantedCookie).toMatch(/^atm1\.sid=/);
-    const response = await agent.post('/login').type('form').send({ _csrf: csrfFrom(before.text), username: 'fixated', password: 'password1' });
+    const response = await agent
+      .post('/login')
+      .type('form')
+      .send({ _csrf: csrfFrom(before.text), username: 'fixated', password: 'password1' });
     expect(response.status).toBe(303);
     const newCookie = String(response.headers['set-cookie']).split(';')[0] ?? '';
     expect(newCookie).toMatch(/^atm1\.sid=/);
@@ -196,7 +230,10 @@ describe('web security', () => {
     const agent = request.agent(atm.app);
     await signup(agent, 'leaver', 'password1');
     const loginForm = await agent.get('/login');
-    const loggedIn = await agent.post('/login').type('form').send({ _csrf: csrfFrom(loginForm.text), username: 'leaver', password: 'password1' });
+    const loggedIn = await agent
+      .post('/login')
+      .type('form')
+      .send({ _csrf: csrfFrom(loginForm.text), username: 'leaver', password: 'password1' });
     const stolenCookie = String(loggedIn.headers['set-cookie']).split(';')[0] ?? '';
     // The copied cookie works while the customer is logged in...
     const home = await request(atm.app).get('/').set('Cookie', stolenCookie);
@@ -244,7 +281,10 @@ describe('web security', () => {
     const atm = await setup();
     const agent = request.agent(atm.app);
     const token = await tokenFor(agent, '/login');
-    const response = await agent.post('/login').type('form').send({ _csrf: token, username: 'x'.repeat(11_000), password: 'y' });
+    const response = await agent
+      .post('/login')
+      .type('form')
+      .send({ _csrf: token, username: 'x'.repeat(11_000), password: 'y' });
     expect(response.status).toBe(413);
     expect(response.text).not.toMatch(/at \w+ \(|node_modules|Error:/);
   });
@@ -265,7 +305,10 @@ describe('web security', () => {
     const statuses: number[] = [];
     for (let i = 0; i < 5; i += 1) {
       const token = await tokenFor(agent, '/login');
-      statuses.push((await agent.post('/login').type('form').send({ _csrf: token, username: 'nobody', password: 'password1' })).status);
+      statuses.push(
+        (await agent.post('/login').type('form').send({ _csrf: token, username: 'nobody', password: 'password1' }))
+          .status,
+      );
     }
     expect(statuses).toEqual([401, 401, 401, 429, 429]);
   });

@@ -38,7 +38,11 @@ async function writeLog(lines = 5): Promise<{ dataDir: string; key: Buffer; file
 function cli(args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = runAuditCli(args, (line) => out.push(line), (line) => err.push(line));
+  const code = runAuditCli(
+    args,
+    (line) => out.push(line),
+    (line) => err.push(line),
+  );
   return { code, out, err };
 }
 
@@ -50,10 +54,16 @@ function editLines(file: string, edit: (lines: string[]) => string[]): void {
 describe('encrypted audit log', () => {
   it('verifies an intact log and decrypts every entry in order', async () => {
     const { dataDir } = await writeLog();
-    expect(cli(['verify', '--data-dir', dataDir])).toEqual({ code: 0, out: ['audit log intact: 5 lines verified'], err: [] });
+    expect(cli(['verify', '--data-dir', dataDir])).toEqual({
+      code: 0,
+      out: ['audit log intact: 5 lines verified'],
+      err: [],
+    });
     const decrypted = cli(['decrypt', '--data-dir', dataDir, '--json']);
     expect(decrypted.code).toBe(0);
-    expect(decrypted.out.map((line) => (JSON.parse(line) as AuditEvent).amountCents)).toEqual([100, 200, 300, 400, 500]);
+    expect(decrypted.out.map((line) => (JSON.parse(line) as AuditEvent).amountCents)).toEqual([
+      100, 200, 300, 400, 500,
+    ]);
     const human = cli(['decrypt', '--data-dir', dataDir]);
     expect(human.out[0]).toBe('2026-01-01T00:00:01.000Z  atm=1  user=alice  deposit  1.00  ok');
   });
@@ -157,7 +167,9 @@ describe('encrypted audit log', () => {
 
 describe('plaintext audit line', () => {
   it('is timestamp, ATM, user, action, amount, outcome', () => {
-    expect(formatPlainLine(event(1))).toBe('2026-01-01T00:00:01.000Z atm=1 user=alice action=deposit amount=1.00 outcome=ok');
+    expect(formatPlainLine(event(1))).toBe(
+      '2026-01-01T00:00:01.000Z atm=1 user=alice action=deposit amount=1.00 outcome=ok',
+    );
   });
 
   it('quotes attacker-chosen text so it cannot forge a line or a field', () => {

@@ -161,7 +161,9 @@ describe('a customer in the browser', () => {
     const context = await browser.newContext();
     const { page, problems } = await newPage(context);
     await page.goto(`${system.atm.url}/login`);
-    await page.evaluate("const s = document.createElement('script'); s.textContent = 'window.pwned = 1'; document.body.append(s)");
+    await page.evaluate(
+      "const s = document.createElement('script'); s.textContent = 'window.pwned = 1'; document.body.append(s)",
+    );
     expect(await page.evaluate('window.pwned === undefined')).toBe(true);
     await expect.poll(() => problems.join('\n')).toContain('CSP violation: script-src');
     await context.close();

@@ -19,22 +19,36 @@ type Target = { port: number; terminalKey: Buffer };
 
 const payloads = fc.oneof(
   fc.json({ maxDepth: 3 }),
-  fc.record({
-    id: fc.oneof(fc.integer(), fc.constant(1)),
-    op: fc.constantFrom('signup', 'login', 'ping', 'deposit', 'withdraw', 'balance', 'statement', 'logout', 'hack'),
-    username: fc.string({ maxLength: 40 }),
-    password: fc.string({ maxLength: 80 }),
-    txId: fc.string({ maxLength: 70 }),
-    amountCents: fc.oneof(fc.integer(), fc.double(), fc.constant(-1)),
-  }, { requiredKeys: ['id', 'op'] }).map((value) => JSON.stringify(value)),
+  fc
+    .record(
+      {
+        id: fc.oneof(fc.integer(), fc.constant(1)),
+        op: fc.constantFrom('signup', 'login', 'ping', 'deposit', 'withdraw', 'balance', 'statement', 'logout', 'hack'),
+        username: fc.string({ maxLength: 40 }),
+        password: fc.string({ maxLength: 80 }),
+        txId: fc.string({ maxLength: 70 }),
+        amountCents: fc.oneof(fc.integer(), fc.double(), fc.constant(-1)),
+      },
+      { requiredKeys: ['id', 'op'] },
+    )
+    .map((value) => JSON.stringify(value)),
 );
 
-type Case = { kind: 'garbage'; bytes: Uint8Array } | { kind: 'hello-then-garbage'; bytes: Uint8Array } | { kind: 'sealed'; payloads: string[] };
+type Case =
+  | { kind: 'garbage'; bytes: Uint8Array }
+  | { kind: 'hello-then-garbage'; bytes: Uint8Array }
+  | { kind: 'sealed'; payloads: string[] };
 
 const cases: fc.Arbitrary<Case> = fc.oneof(
   fc.record({ kind: fc.constant('garbage' as const), bytes: fc.uint8Array({ maxLength: 2_000 }) }),
   fc.record({ kind: fc.constant('hello-then-garbage' as const), bytes: fc.uint8Array({ maxLength: 300 }) }),
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('sealed' as const), payloads: fc.array(payloads, { minLength: 1, maxLength: 4 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('sealed' as const),
+      payloads: fc.array(payloads, { minLength: 1, maxLength: 4 }),
+    }),
+  },
 );
 
 async function runCase(target: Target, testCase: Case, seed: number): Promise<void> {
@@ -87,7 +101,12 @@ export async function fuzzBankOverTcp(target: Target, count: number, seed: numbe
   for (let i = 0; i < samples.length; i += parallel) {
     await Promise.all(samples.slice(i, i + parallel).map((testCase, j) => runCase(target, testCase, seed + i + j)));
   }
-  const client = await BankClient.connect({ host: '127.0.0.1', port: target.port, terminalKey: target.terminalKey, atmId: 1 });
+  const client = await BankClient.connect({
+    host: '127.0.0.1',
+    port: target.port,
+    terminalKey: target.terminalKey,
+    atmId: 1,
+  });
   await client.ping();
   client.close();
 }

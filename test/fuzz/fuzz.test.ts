@@ -14,7 +14,11 @@ describe('fuzzing (short pass)', () => {
 describe('fuzzing the bank over TCP (short pass)', () => {
   it('survives 300 hostile connections, including sealed random payloads, and still serves', async () => {
     const internalErrors: string[] = [];
-    const logger = { info: () => {}, warn: () => {}, error: (_fields: object, message: string) => internalErrors.push(message) };
+    const logger = {
+      info: () => {},
+      warn: () => {},
+      error: (_fields: object, message: string) => internalErrors.push(message),
+    };
     const bank = await startTestBank({ logger });
     try {
       await fuzzBankOverTcp({ port: bank.bank.port, terminalKey: bank.bank.terminalKey }, 300, 42);

@@ -36,7 +36,11 @@ const bank = await startBankServer({
   port: 0,
   dataDir: tempDir('atm-fuzz-'),
   bcryptCost: 4,
-  logger: { info: () => {}, warn: () => {}, error: (fields, message) => errors.push(`${message} ${JSON.stringify(fields)}`) },
+  logger: {
+    info: () => {},
+    warn: () => {},
+    error: (fields, message) => errors.push(`${message} ${JSON.stringify(fields)}`),
+  },
 });
 const t0 = Date.now();
 await fuzzBankOverTcp({ port: bank.port, terminalKey: bank.terminalKey }, tcp, seed);
@@ -46,5 +50,7 @@ if (errors.length > 0) {
   console.error(`the bank logged ${errors.length} internal errors:\n${errors.slice(0, 5).join('\n')}`);
   process.exit(1);
 }
-console.log(`  ok  ${tcp} cases  ${((Date.now() - t0) / 1000).toFixed(1)} s  bank over TCP: hostile connections, then still serving`);
+console.log(
+  `  ok  ${tcp} cases  ${((Date.now() - t0) / 1000).toFixed(1)} s  bank over TCP: hostile connections, then still serving`,
+);
 console.log(`${total} cases in ${((Date.now() - started) / 1000).toFixed(1)} s, no failures`);

@@ -66,7 +66,9 @@ describe('RecordSession', () => {
     const { atm } = pair();
     atm.seal(ContentType.Request, request('first'));
     const record = atm.seal(ContentType.Request, request('second'));
-    expect(record.subarray(0, RECORD_HEADER_BYTES).toString('hex')).toBe('0101' + '0102030405060708' + '01' + '0000000000000001');
+    expect(record.subarray(0, RECORD_HEADER_BYTES).toString('hex')).toBe(
+      '0101' + '0102030405060708' + '01' + '0000000000000001',
+    );
   });
 
   it('never shows the plaintext and uses a fresh IV each time', () => {
@@ -74,7 +76,11 @@ describe('RecordSession', () => {
     const a = atm.seal(ContentType.Request, request('same text'));
     const b = atm.seal(ContentType.Request, request('same text'));
     expect(a.includes(Buffer.from('same text'))).toBe(false);
-    expect(a.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + 16).equals(b.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + 16))).toBe(false);
+    expect(
+      a
+        .subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + 16)
+        .equals(b.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + 16)),
+    ).toBe(false);
   });
 
   it('rejects a flipped bit anywhere: header, IV, ciphertext or MAC', () => {

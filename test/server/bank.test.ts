@@ -121,7 +121,10 @@ describe('money', () => {
     const client = await running.connect();
     await client.signup('hal', 'password1');
     const session = await client.login('hal', 'password1');
-    expect(await client.deposit(session, uniqueTxId(), 15_000)).toMatchObject({ balanceCents: 15_000, replayed: false });
+    expect(await client.deposit(session, uniqueTxId(), 15_000)).toMatchObject({
+      balanceCents: 15_000,
+      replayed: false,
+    });
     expect(await client.withdraw(session, uniqueTxId(), 5_000)).toMatchObject({ balanceCents: 10_000 });
     expect(await refusal(client.withdraw(session, uniqueTxId(), 10_001))).toEqual({
       code: 'ERR_INSUFFICIENT_FUNDS',
@@ -142,7 +145,9 @@ describe('money', () => {
     await client.signup('ivy', 'password1');
     const session = await client.login('ivy', 'password1');
     for (const amount of [0, 100_000_001]) {
-      expect(await refusal(client.deposit(session, uniqueTxId(), amount))).toMatchObject({ code: 'ERR_INVALID_AMOUNT' });
+      expect(await refusal(client.deposit(session, uniqueTxId(), amount))).toMatchObject({
+        code: 'ERR_INVALID_AMOUNT',
+      });
     }
     expect(await client.balance(session)).toBe(0);
   });
@@ -166,7 +171,9 @@ describe('money', () => {
     const overdraft = uniqueTxId();
     await refusal(client.withdraw(session, overdraft, 999_999));
     await client.deposit(session, uniqueTxId(), 10_000_000);
-    expect(await refusal(client.withdraw(session, overdraft, 999_999))).toMatchObject({ code: 'ERR_INSUFFICIENT_FUNDS' });
+    expect(await refusal(client.withdraw(session, overdraft, 999_999))).toMatchObject({
+      code: 'ERR_INSUFFICIENT_FUNDS',
+    });
     // The same id for a different request is refused and changes nothing.
     expect(await refusal(client.withdraw(session, txId, 2_500))).toMatchObject({ code: 'ERR_TX_CONFLICT' });
     expect(await client.balance(session)).toBe(10_002_500);
@@ -181,7 +188,9 @@ describe('money', () => {
     const sessions = await Promise.all(
       Array.from({ length: 10 }, async (_, atm) => {
         const client = await running!.connect(atm + 10);
-        return Promise.all(Array.from({ length: 10 }, async () => ({ client, session: await client.login('kim', 'password1') })));
+        return Promise.all(
+          Array.from({ length: 10 }, async () => ({ client, session: await client.login('kim', 'password1') })),
+        );
       }),
     );
     const results = await Promise.allSettled(

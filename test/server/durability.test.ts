@@ -22,7 +22,11 @@ async function connect(dataDir: string, port: number): Promise<BankClient> {
 function audit(args: string[]): { code: number; out: string[]; err: string[] } {
   const out: string[] = [];
   const err: string[] = [];
-  const code = runAuditCli(args, (line) => out.push(line), (line) => err.push(line));
+  const code = runAuditCli(
+    args,
+    (line) => out.push(line),
+    (line) => err.push(line),
+  );
   return { code, out, err };
 }
 

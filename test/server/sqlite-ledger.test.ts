@@ -28,7 +28,9 @@ describe('SqliteLedger group commit', () => {
     const { ledger, accountId } = await withAccount();
     const before = ledger.groupStats.walSyncs;
     const outcomes = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => ledger.applyMoney({ accountId, txId: `tx-${i}-group`, kind: 'deposit', amountCents: 100, at }, ignore)),
+      Array.from({ length: 200 }, (_, i) =>
+        ledger.applyMoney({ accountId, txId: `tx-${i}-group`, kind: 'deposit', amountCents: 100, at }, ignore),
+      ),
     );
     expect(outcomes.every((outcome) => outcome.status === 'applied')).toBe(true);
     expect(await ledger.balance(accountId)).toBe(20_000);
@@ -47,7 +49,8 @@ describe('SqliteLedger group commit', () => {
     });
     const account = await ledger.createAccount('grace', 'hash', at);
     const accountId = account?.id ?? 0;
-    const move = (n: number) => ledger!.applyMoney({ accountId, txId: `tx-group-${n}`, kind: 'deposit', amountCents: n * 100, at }, ignore);
+    const move = (n: number) =>
+      ledger!.applyMoney({ accountId, txId: `tx-group-${n}`, kind: 'deposit', amountCents: n * 100, at }, ignore);
     await move(1);
     diskFull = true;
     const results = await Promise.allSettled([move(2), move(3), move(4)]);
@@ -75,7 +78,9 @@ describe('SqliteLedger group commit', () => {
   it('refuses a negative balance in the schema itself', async () => {
     const { file, accountId } = await withAccount();
     const db = new Database(file);
-    expect(() => db.prepare('UPDATE accounts SET balance_cents = -1 WHERE id = ?').run(accountId)).toThrow(/CHECK constraint/);
+    expect(() => db.prepare('UPDATE accounts SET balance_cents = -1 WHERE id = ?').run(accountId)).toThrow(
+      /CHECK constraint/,
+    );
     db.close();
   });
 });

@@ -51,7 +51,9 @@ async function handshaken(bank: TestBank) {
 
 async function stillServes(bank: TestBank): Promise<void> {
   const client = await bank.connect(2);
-  await client.signup(`u${Date.now() % 1_000_000}${Math.floor(Math.random() * 1000)}`, 'password1').catch(() => undefined);
+  await client
+    .signup(`u${Date.now() % 1_000_000}${Math.floor(Math.random() * 1000)}`, 'password1')
+    .catch(() => undefined);
   await client.ping();
 }
 
@@ -61,7 +63,9 @@ describe('the bank on the wire', () => {
     const peer = rawPeer(running);
     peer.socket.write(Buffer.from('GET / HTTP/1.1\r\nHost: bank\r\n\r\n'));
     await peer.closed;
-    expect(peer.frames.map((frame) => [frame.type, frame.body.toString()])).toEqual([[FrameType.Alert, 'connection terminated']]);
+    expect(peer.frames.map((frame) => [frame.type, frame.body.toString()])).toEqual([
+      [FrameType.Alert, 'connection terminated'],
+    ]);
     expect(protocolErrors(running.dataDir)).toEqual(['ERR_FRAME_VERSION']);
     await stillServes(running);
   });
@@ -116,7 +120,12 @@ describe('the bank on the wire', () => {
   it('ends the connection for a request that does not match the schema', async () => {
     running = await startTestBank();
     const peer = await handshaken(running);
-    peer.socket.write(encodeFrame(FrameType.Record, peer.channel.seal(ContentType.Request, Buffer.from('{"id":1,"op":"deposit","amountCents":-5}'))));
+    peer.socket.write(
+      encodeFrame(
+        FrameType.Record,
+        peer.channel.seal(ContentType.Request, Buffer.from('{"id":1,"op":"deposit","amountCents":-5}')),
+      ),
+    );
     await peer.closed;
     expect(protocolErrors(running.dataDir)).toEqual(['ERR_BAD_MESSAGE']);
   });
