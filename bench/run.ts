@@ -45,26 +45,44 @@ function spawnEntry(
   entry: string,
   args: string[],
   ready: RegExp,
-): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+): Promise<{ child: ChildProcess; match: RegExpMatchArray; output: () => string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
+    const poll = setInterval(() => {
       const match = ready.exec(output);
-      if (match) {
-        child.stdout?.off('data', onData);
-        child.stdout?.resume();
-        resolve({ child, match });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('exit', (code) => reject(new Error(`${entry} exited with ${code}:\n${output}`)));
+      if (!match) return;
+      clearInterval(poll);
+      resolve({ child, match, output: () => output });
+    }, 20);
+    child.on('exit', (code) => {
+      clearInterval(poll);
+      reject(new Error(`${entry} exited with ${code}:\n${output}`));
+    });
   });
+}
+
+const SERVED = /bank served (\d+) requests; time in the bank p50 ([0-9.]+) ms, p99 ([0-9.]+) ms, max ([0-9.]+) ms/g;
+
+/** Asks the bank (SIGUSR2) for the time its requests spent inside it since the last ask. */
+async function serviceTimes(
+  bank: ChildProcess,
+  output: () => string,
+): Promise<{ count: number; p50: number; p99: number }> {
+  const before = [...output().matchAll(SERVED)].length;
+  bank.kill('SIGUSR2');
+  for (let i = 0; i < 100; i += 1) {
+    const reports = [...output().matchAll(SERVED)];
+    const latest = reports[before];
+    if (latest) return { count: Number(latest[1]), p50: Number(latest[2]), p99: Number(latest[3]) };
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return { count: 0, p50: Number.NaN, p99: Number.NaN };
 }
 
 function stop(child: ChildProcess): Promise<void> {
@@ -86,7 +104,11 @@ async function main(): Promise<void> {
   );
 
   // bcrypt cost 10 keeps setup short; the logins-beside phase still runs real bcrypt.
-  const { child: bank, match } = await spawnEntry(
+  const {
+    child: bank,
+    match,
+    output: bankOutput,
+  } = await spawnEntry(
     'server/main.ts',
     [
       '--port',
@@ -140,10 +162,15 @@ async function main(): Promise<void> {
   );
 
   const halfRate = peak.tps / 2;
+  await serviceTimes(bank, bankOutput); // start a fresh window
   const half = await openLoop(sessions, halfRate, seconds);
   const halfLatency = summarize(half.latencies);
+  const halfInBank = await serviceTimes(bank, bankOutput);
   log(
     `50% of peak (open loop): ${round(half.tps, 0)} tps  p50 ${round(halfLatency.p50)} ms  p95 ${round(halfLatency.p95)} ms  p99 ${round(halfLatency.p99)} ms`,
+  );
+  log(
+    `  of which inside the bank (arrival to answer written): p50 ${round(halfInBank.p50)} ms  p99 ${round(halfInBank.p99)} ms`,
   );
 
   const loginClient = await BankClient.connect({ ...target, atmId: 99, requestTimeoutMs: 60_000 });
@@ -215,6 +242,7 @@ async function main(): Promise<void> {
         p99_ms: round(peakLatency.p99, 3),
         half_load_tps: round(half.tps, 1),
         half_load_p99_ms: round(halfLatency.p99, 3),
+        half_load_in_bank_p99_ms: round(halfInBank.p99, 3),
         logins_p99_ms: round(withLoginsLatency.p99, 3),
         login_p99_ratio: round(loginImpact, 3),
         pgbench_tps: round(pgbenchTps, 1),

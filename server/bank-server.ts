@@ -4,6 +4,7 @@
  * listens is `main.ts`, through `startBankServer`.
  */
 import net from 'node:net';
+import { createHistogram } from 'node:perf_hooks';
 
 import { AuditWriter } from '../audit/writer.ts';
 import { readBankAuth } from '../protocol/bank-auth.ts';
@@ -46,11 +47,16 @@ export type BankServerOptions = {
   isolatePasswordHashing?: boolean;
 };
 
+/** How long the bank took to answer requests, measured inside the bank (milliseconds). */
+export type ServiceTimes = { count: number; p50: number; p99: number; max: number };
+
 export type RunningBank = {
   host: string;
   port: number;
   terminalKey: Buffer;
   connectionCount(): number;
+  /** Service times since start or the last reset; `reset` starts a new window. */
+  serviceTimes(reset?: boolean): ServiceTimes;
   /** Stops accepting, lets in-flight requests finish, flushes and closes everything. */
   close(): Promise<void>;
 };
@@ -78,6 +84,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   if (tornBytes > 0) bank.record(system, 'audit_recovered', 'ok', `${tornBytes} torn bytes trimmed`);
 
   const connections = new Set<BankConnection>();
+  const serviceTimes = createHistogram();
   const server = net.createServer((socket) => {
     let handshaking = 0;
     for (const connection of connections) if (connection.isHandshaking) handshaking += 1;
@@ -85,7 +92,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
       socket.destroy();
       return;
     }
-    const connection = new BankConnection(socket, { bank, terminalKey, random, limits, logger });
+    const connection = new BankConnection(socket, { bank, terminalKey, random, limits, logger, serviceTimes });
     connections.add(connection);
     socket.on('close', () => connections.delete(connection));
   });
@@ -109,6 +116,16 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
     port: address.port,
     terminalKey,
     connectionCount: () => connections.size,
+    serviceTimes: (reset = false) => {
+      const summary = {
+        count: serviceTimes.count,
+        p50: serviceTimes.percentile(50) / 1e6,
+        p99: serviceTimes.percentile(99) / 1e6,
+        max: serviceTimes.max / 1e6,
+      };
+      if (reset) serviceTimes.reset();
+      return summary;
+    },
     close: () => {
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));

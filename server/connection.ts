@@ -6,6 +6,7 @@
  * sends can throw out of here.
  */
 import type net from 'node:net';
+import type { RecordableHistogram } from 'node:perf_hooks';
 
 import { KEY_BYTES, wipe, type RandomSource } from '../protocol/crypto.ts';
 import { BankError, GENERIC_PROTOCOL_FAILURE, ProtocolError, type ProtocolErrorCode } from '../protocol/errors.ts';
@@ -47,6 +48,8 @@ export type ConnectionDeps = {
   random: RandomSource;
   limits: ConnectionLimits;
   logger: Logger;
+  /** Time from a request's arrival to its answer being written, in nanoseconds. */
+  serviceTimes: RecordableHistogram;
 };
 
 type CustomerSession = { records: RecordSession; accountId: number; username: string };
@@ -167,8 +170,12 @@ export class BankConnection {
       return;
     }
     this.inFlight += 1;
+    const arrived = process.hrtime.bigint();
     void this.answer(customer, request)
-      .then((response) => this.send(records, response))
+      .then((response) => {
+        this.send(records, response);
+        this.deps.serviceTimes.record(Math.max(1, Number(process.hrtime.bigint() - arrived)));
+      })
       .finally(() => this.requestDone());
   }
 

@@ -70,11 +70,22 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ action: 'shutdown', outcome: signal }, 'finishing in-flight work');
+    reportServiceTimes(false);
     bank.close().then(
       () => exit(0),
       () => exit(1),
     );
   };
+  // `kill -USR2 <pid>`: print the time requests spent inside the bank since
+  // the last report, and start a new window (operators and the benchmark use it).
+  const reportServiceTimes = (reset: boolean): void => {
+    const served = bank.serviceTimes(reset);
+    console.log(
+      `bank served ${served.count} requests; time in the bank p50 ${served.p50.toFixed(3)} ms, ` +
+        `p99 ${served.p99.toFixed(3)} ms, max ${served.max.toFixed(3)} ms`,
+    );
+  };
+  process.on('SIGUSR2', () => reportServiceTimes(true));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
