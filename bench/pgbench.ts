@@ -73,28 +73,15 @@ export async function runPgbench(options: {
     ]);
     const connection = ['-h', dir, '-p', String(port), '-U', 'postgres'];
     run('pgbench', [...connection, '-i', '-q', '-s', String(scale), 'postgres']);
-    const output = run('pgbench', [
-      ...connection,
-      '-c',
-      String(clients),
-      '-j',
-      String(threads),
-      '-T',
-      String(options.seconds),
-      'postgres',
-    ]);
+    // The TPC-B-like run: 8 clients, 2 threads, for the same time as our phases.
+    const workload = [...connection, '-c', String(clients), '-j', String(threads), '-T', String(options.seconds)];
+    const output = run('pgbench', [...workload, 'postgres']);
     const tps = Number(/tps = ([0-9.]+)/.exec(output)?.[1] ?? 'NaN');
     const latencyMs = Number(/latency average = ([0-9.]+) ms/.exec(output)?.[1] ?? 'NaN');
     // Throttled to half its peak (-R schedules transactions, so latency counts from the schedule).
     const logPrefix = path.join(dir, 'half');
     const halfOutput = run('pgbench', [
-      ...connection,
-      '-c',
-      String(clients),
-      '-j',
-      String(threads),
-      '-T',
-      String(options.seconds),
+      ...workload,
       '-R',
       String(Math.max(1, Math.round(tps / 2))),
       '-l',

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { runAuditCli } from '../audit/cli.ts';
 import { verifyLogFile } from '../audit/reader.ts';
 import type { AuditEvent } from '../audit/event.ts';
 import { auditPaths } from '../audit/writer.ts';
@@ -64,4 +65,16 @@ export function protocolErrors(dataDir: string): string[] {
   return auditEvents(dataDir)
     .filter((event) => event.action === 'protocol_error')
     .map((event) => event.outcome);
+}
+
+/** Runs the auditor's command in-process and captures what it prints. */
+export function runAudit(args: string[]): { code: number; out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = runAuditCli(
+    args,
+    (line) => out.push(line),
+    (line) => err.push(line),
+  );
+  return { code, out, err };
 }

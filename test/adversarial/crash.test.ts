@@ -10,11 +10,10 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { runAuditCli } from '../../audit/cli.ts';
 import { BankLink } from '../../atm-web/bank-link.ts';
 import { readBankAuth } from '../../protocol/bank-auth.ts';
 import { silentLogger } from '../../server/logger.ts';
-import { tempDir, uniqueTxId } from '../helpers.ts';
+import { runAudit, tempDir, uniqueTxId } from '../helpers.ts';
 import { spawnBank, type Spawned } from '../process.ts';
 
 const children: Spawned[] = [];
@@ -128,15 +127,7 @@ describe('a bank crash', () => {
     db.close();
     expect(mismatches).toEqual([]);
 
-    const out: string[] = [];
-    const err: string[] = [];
-    expect(
-      runAuditCli(
-        ['verify', '--data-dir', dataDir],
-        (l) => out.push(l),
-        (l) => err.push(l),
-      ),
-      err.join('\n'),
-    ).toBe(0);
+    const verified = runAudit(['verify', '--data-dir', dataDir]);
+    expect(verified.code, verified.err.join('\n')).toBe(0);
   }, 60_000);
 });

@@ -3,13 +3,12 @@ import path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { runAuditCli } from '../../audit/cli.ts';
 import type { AuditEvent } from '../../audit/event.ts';
 import { formatPlainLine } from '../../audit/event.ts';
 import { verifyLogText } from '../../audit/reader.ts';
 import { AuditWriter, auditPaths } from '../../audit/writer.ts';
 import { prepareDataDir, readAuditKey } from '../../server/data-dir.ts';
-import { tempDir } from '../helpers.ts';
+import { runAudit, tempDir } from '../helpers.ts';
 import { fixedRandom } from '../protocol/fixtures.ts';
 
 function event(n: number, overrides: Partial<AuditEvent> = {}): AuditEvent {
@@ -35,17 +34,6 @@ async function writeLog(lines = 5): Promise<{ dataDir: string; key: Buffer; file
   return { dataDir, key, file: auditPaths(dataDir).encrypted };
 }
 
-function cli(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = runAuditCli(
-    args,
-    (line) => out.push(line),
-    (line) => err.push(line),
-  );
-  return { code, out, err };
-}
-
 function editLines(file: string, edit: (lines: string[]) => string[]): void {
   const lines = fs.readFileSync(file, 'utf8').split('\n').slice(0, -1);
   fs.writeFileSync(file, `${edit(lines).join('\n')}\n`);
@@ -54,17 +42,17 @@ function editLines(file: string, edit: (lines: string[]) => string[]): void {
 describe('encrypted audit log', () => {
   it('verifies an intact log and decrypts every entry in order', async () => {
     const { dataDir } = await writeLog();
-    expect(cli(['verify', '--data-dir', dataDir])).toEqual({
+    expect(runAudit(['verify', '--data-dir', dataDir])).toEqual({
       code: 0,
       out: ['audit log intact: 5 lines verified'],
       err: [],
     });
-    const decrypted = cli(['decrypt', '--data-dir', dataDir, '--json']);
+    const decrypted = runAudit(['decrypt', '--data-dir', dataDir, '--json']);
     expect(decrypted.code).toBe(0);
     expect(decrypted.out.map((line) => (JSON.parse(line) as AuditEvent).amountCents)).toEqual([
       100, 200, 300, 400, 500,
     ]);
-    const human = cli(['decrypt', '--data-dir', dataDir]);
+    const human = runAudit(['decrypt', '--data-dir', dataDir]);
     expect(human.out[0]).toBe('2026-01-01T00:00:01.000Z  atm=1  user=alice  deposit  1.00  ok');
   });
 
@@ -84,7 +72,7 @@ describe('encrypted audit log', () => {
       lines[2] = parts.join('.');
       return lines;
     });
-    const result = cli(['verify', '--data-dir', dataDir]);
+    const result = runAudit(['verify', '--data-dir', dataDir]);
     expect(result.code).toBe(1);
     expect(result.err[0]).toMatch(/^audit log NOT intact: line 3: authentication failed/);
   });
@@ -92,7 +80,7 @@ describe('encrypted audit log', () => {
   it('names the line after a deleted one', async () => {
     const { dataDir, file } = await writeLog();
     editLines(file, (lines) => lines.filter((_, index) => index !== 1));
-    const result = cli(['verify', '--data-dir', dataDir]);
+    const result = runAudit(['verify', '--data-dir', dataDir]);
     expect(result.code).toBe(1);
     expect(result.err[0]).toMatch(/line 2: line number 3 where 2 was expected/);
   });
@@ -100,7 +88,7 @@ describe('encrypted audit log', () => {
   it('names the first of two swapped lines', async () => {
     const { dataDir, file } = await writeLog();
     editLines(file, (lines) => [lines[0], lines[2], lines[1], lines[3], lines[4]].map(String));
-    const result = cli(['verify', '--data-dir', dataDir]);
+    const result = runAudit(['verify', '--data-dir', dataDir]);
     expect(result.code).toBe(1);
     expect(result.err[0]).toMatch(/line 2:/);
   });
@@ -160,8 +148,8 @@ describe('encrypted audit log', () => {
   });
 
   it('exits 2 with a usage line for a bad command or a missing data dir', () => {
-    expect(cli(['frobnicate']).code).toBe(2);
-    expect(cli(['verify', '--data-dir', path.join(tempDir(), 'nope')]).code).toBe(2);
+    expect(runAudit(['frobnicate']).code).toBe(2);
+    expect(runAudit(['verify', '--data-dir', path.join(tempDir(), 'nope')]).code).toBe(2);
   });
 });
 

@@ -3,10 +3,9 @@ import path from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { runAuditCli } from '../../audit/cli.ts';
 import { readBankAuth } from '../../protocol/bank-auth.ts';
 import { BankClient } from '../../protocol/client.ts';
-import { tempDir, uniqueTxId } from '../helpers.ts';
+import { runAudit, tempDir, uniqueTxId } from '../helpers.ts';
 import { spawnBank, type Spawned } from '../process.ts';
 
 const children: Spawned[] = [];
@@ -17,17 +16,6 @@ afterEach(() => {
 async function connect(dataDir: string, port: number): Promise<BankClient> {
   const terminalKey = readBankAuth(path.join(dataDir, 'bank.auth'));
   return BankClient.connect({ host: '127.0.0.1', port, terminalKey, atmId: 1 });
-}
-
-function audit(args: string[]): { code: number; out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = runAuditCli(
-    args,
-    (line) => out.push(line),
-    (line) => err.push(line),
-  );
-  return { code, out, err };
 }
 
 describe('durability', () => {
@@ -58,9 +46,9 @@ describe('durability', () => {
     expect(balance).toBeLessThanOrEqual(acknowledged + 20 * 1_000);
     again.close();
 
-    const verified = audit(['verify', '--data-dir', dataDir]);
+    const verified = runAudit(['verify', '--data-dir', dataDir]);
     expect(verified.code, verified.err.join('\n')).toBe(0);
-    const deposits = audit(['decrypt', '--data-dir', dataDir, '--json'])
+    const deposits = runAudit(['decrypt', '--data-dir', dataDir, '--json'])
       .out.map((line) => JSON.parse(line) as { action: string; outcome: string; user: string })
       .filter((event) => event.action === 'deposit' && event.outcome === 'ok' && event.user === 'mia');
     expect(deposits.length * 1_000).toBeGreaterThanOrEqual(balance);
