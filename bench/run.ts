@@ -8,21 +8,20 @@
  * CPU, the web tier against bare Express, and pgbench TPC-B on the same
  * machine. `--json` ends with one machine-readable summary line.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { readBankAuth } from '../protocol/bank-auth.ts';
+import { spawnEntry, waitForOutput } from '../test/process.ts';
 import { BankClient } from '../protocol/client.ts';
 import { closedLoop, loginStorm, openLoop, openSessions } from './load.ts';
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
 import { cpuSeconds, memoryMb } from './proc.ts';
 import { round, summarize } from './stats.ts';
 import { postLoop, signInUsers } from './web.ts';
-
-const ROOT = path.resolve(import.meta.dirname, '..');
 
 const { values } = parseArgs({
   options: {
@@ -41,30 +40,15 @@ const seconds = Number(values.seconds ?? (quick ? 4 : 15));
 const idleAtms = Number(values['idle-atms'] ?? 1000);
 const log = (line: string): void => console.log(line);
 
-function spawnEntry(
+/** Starts one of our entry points (the same helper the tests use) and waits for its ready line. */
+async function start(
   entry: string,
   args: string[],
   ready: RegExp,
 ): Promise<{ child: ChildProcess; match: RegExpMatchArray; output: () => string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    const poll = setInterval(() => {
-      const match = ready.exec(output);
-      if (!match) return;
-      clearInterval(poll);
-      resolve({ child, match, output: () => output });
-    }, 20);
-    child.on('exit', (code) => {
-      clearInterval(poll);
-      reject(new Error(`${entry} exited with ${code}:\n${output}`));
-    });
-  });
+  const spawned = spawnEntry(entry, args);
+  const match = await waitForOutput(spawned, ready, 60_000);
+  return { child: spawned.child, match, output: spawned.output };
 }
 
 const SERVED = /bank served (\d+) requests; time in the bank p50 ([0-9.]+) ms, p99 ([0-9.]+) ms, max ([0-9.]+) ms/g;
@@ -108,7 +92,7 @@ async function main(): Promise<void> {
     child: bank,
     match,
     output: bankOutput,
-  } = await spawnEntry(
+  } = await start(
     'server/main.ts',
     [
       '--port',
@@ -192,12 +176,12 @@ async function main(): Promise<void> {
   for (const s of new Set(sessions.map((x) => x.client))) s.close();
 
   // The web tier: deposits through one ATM against a bare Express route.
-  const { child: atm, match: atmMatch } = await spawnEntry(
+  const { child: atm, match: atmMatch } = await start(
     'atm-web/main.ts',
     ['1', '--bank', `127.0.0.1:${target.port}`, '--data-dir', dataDir, '--port', '0', '--auth-rate-limit', '100000'],
     /ATM 1 ready at (http:\/\/[0-9.:]+)/,
   );
-  const { child: bare, match: bareMatch } = await spawnEntry(
+  const { child: bare, match: bareMatch } = await start(
     'bench/bare-express.ts',
     [],
     /bare express ready at (http:\/\/[0-9.:]+)/,
