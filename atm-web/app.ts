@@ -13,6 +13,7 @@ import helmet from 'helmet';
 import type { Logger } from '../server/logger.ts';
 import { silentLogger } from '../server/logger.ts';
 import type { BankLink } from './bank-link.ts';
+import type { Flash } from './flash.ts';
 import { csrfProtection, exposeCsrfToken } from './middleware/csrf.ts';
 import { errorHandler, notFound } from './middleware/errors.ts';
 import { requireBank } from './middleware/require-bank.ts';
@@ -40,7 +41,7 @@ export type AtmAppDeps = {
 declare module 'express-session' {
   interface SessionData {
     customer?: { username: string; handle: string };
-    flash?: { kind: 'ok' | 'error' | 'info'; text: string };
+    flash?: Flash;
   }
 }
 

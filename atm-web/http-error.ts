@@ -3,14 +3,7 @@
  * it); the message is what the customer reads and never holds internals.
  */
 export type HttpErrorCode =
-  | 'BAD_REQUEST'
-  | 'INVALID_AMOUNT'
-  | 'CSRF'
-  | 'NOT_FOUND'
-  | 'TOO_LARGE'
-  | 'RATE_LIMITED'
-  | 'BANK_UNAVAILABLE'
-  | 'INTERNAL';
+  'BAD_REQUEST' | 'CSRF' | 'NOT_FOUND' | 'TOO_LARGE' | 'RATE_LIMITED' | 'BANK_UNAVAILABLE' | 'INTERNAL';
 
 export class HttpError extends Error {
   override readonly name = 'HttpError';

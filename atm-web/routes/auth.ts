@@ -9,6 +9,7 @@ import { rateLimit } from 'express-rate-limit';
 import type { Logger } from '../../server/logger.ts';
 import { callBank, formField } from '../bank-call.ts';
 import type { BankLink } from '../bank-link.ts';
+import { takeFlash } from '../flash.ts';
 import { HttpError } from '../http-error.ts';
 import { rotateCsrfToken } from '../middleware/csrf.ts';
 
@@ -23,12 +24,6 @@ function regenerate(req: Request): Promise<void> {
 
 function destroy(req: Request): Promise<void> {
   return new Promise((resolve) => req.session.destroy(() => resolve()));
-}
-
-function takeFlash(req: Request): { kind: string; text: string } | null {
-  const flash = req.session.flash ?? null;
-  if (flash) delete req.session.flash;
-  return flash;
 }
 
 export function authRoutes(deps: AuthDeps): Router {

@@ -11,6 +11,7 @@ import { TX_ID_PATTERN } from '../../protocol/messages.ts';
 import { formatCents, parseAmount } from '../../protocol/money.ts';
 import type { Logger } from '../../server/logger.ts';
 import { callBank, formField } from '../bank-call.ts';
+import { takeFlash } from '../flash.ts';
 import type { BankLink, CustomerHandle } from '../bank-link.ts';
 
 export type TransactionDeps = { bank: BankLink; logger: Logger; sessionIdleSeconds: number };
@@ -28,6 +29,13 @@ function newTxId(): string {
 
 const SESSION_ENDED = 'Your session has ended. Please log in again.';
 
+/** The customer's bank session is gone (logout elsewhere, expiry, reconnect): back to login, saying why. */
+function sessionEnded(req: Request, res: Response): void {
+  delete req.session.customer;
+  req.session.flash = { kind: 'info', text: SESSION_ENDED };
+  res.redirect(303, '/login');
+}
+
 export function transactionRoutes(deps: TransactionDeps): Router {
   const router = Router();
 
@@ -36,11 +44,7 @@ export function transactionRoutes(deps: TransactionDeps): Router {
     const customer = req.session.customer;
     if (!customer) return res.redirect(303, '/login');
     const live = deps.bank.customer(customer.handle);
-    if (!live) {
-      delete req.session.customer;
-      req.session.flash = { kind: 'info', text: SESSION_ENDED };
-      return res.redirect(303, '/login');
-    }
+    if (!live) return sessionEnded(req, res);
     res.locals.customer = live;
     res.locals.username = customer.username;
     // Logged-in pages warn before the idle timeout (public/session-timer.js).
@@ -52,18 +56,12 @@ export function transactionRoutes(deps: TransactionDeps): Router {
   const live = (res: Response): CustomerHandle => res.locals.customer as CustomerHandle;
 
   const renderPage = (req: Request, res: Response, status: number, error: string | null, amount = ''): void => {
-    const flash = req.session.flash ?? null;
-    delete req.session.flash;
-    res.status(status).render('transaction', { title: 'ATM', flash, error, amount, txId: newTxId() });
+    res.status(status).render('transaction', { title: 'ATM', flash: takeFlash(req), error, amount, txId: newTxId() });
   };
 
   /** A bank refusal the customer should read, on the page after the redirect. */
   const refused = (req: Request, res: Response, error: BankError): void => {
-    if (error.code === 'ERR_NOT_LOGGED_IN') {
-      delete req.session.customer;
-      req.session.flash = { kind: 'info', text: SESSION_ENDED };
-      return res.redirect(303, '/login');
-    }
+    if (error.code === 'ERR_NOT_LOGGED_IN') return sessionEnded(req, res);
     req.session.flash = { kind: 'error', text: error.message };
     res.redirect(303, '/');
   };
