@@ -170,9 +170,17 @@ export class Bank {
   }
 
   async balance(actor: Actor): Promise<number> {
-    const balance = await this.ledger.balance(requireAccount(actor));
-    await this.audited(actor, 'balance', null, 'ok');
-    return balance;
+    const accountId = requireAccount(actor);
+    try {
+      // Like a movement, the inquiry's audit line is written with its ledger group.
+      const balance = await this.ledger.balance(accountId, () =>
+        this.audit.stage(this.event(actor, 'balance', null, 'ok')),
+      );
+      await this.audit.flush();
+      return balance;
+    } catch {
+      throw new BankError('ERR_UNAVAILABLE', 'The bank cannot record this operation right now. Nothing was changed.');
+    }
   }
 
   async statement(actor: Actor): Promise<{ balanceCents: number; entries: StatementEntry[] }> {

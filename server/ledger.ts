@@ -43,7 +43,12 @@ export interface Ledger {
    * request only); if it throws, nothing is committed.
    */
   applyMoney(request: MoneyRequest, beforeCommit: (outcome: MoneyOutcome) => void): Promise<MoneyOutcome>;
-  balance(accountId: number): Promise<number>;
+  /**
+   * The balance as of a commit that is durable. `beforeCommit` runs with it
+   * inside the ledger's transaction (the bank stages its audit line there, so
+   * the line is written and synced with the movements around it).
+   */
+  balance(accountId: number, beforeCommit?: (balanceCents: number) => void): Promise<number>;
   /** The last `limit` applied movements, newest first. */
   statement(accountId: number, limit: number): Promise<StatementEntry[]>;
   close(): Promise<void>;

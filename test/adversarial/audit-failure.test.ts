@@ -25,33 +25,42 @@ function breakDisk(code: 'ENOSPC' | 'EACCES'): void {
 }
 
 describe('an unwritable audit log', () => {
-  it.each(['ENOSPC', 'EACCES'] as const)('refuses deposits and withdrawals (%s) and changes nothing', async (code) => {
-    running = await startTestBank();
-    const client = await running.connect();
-    await client.signup('logged', 'password1');
-    const session = await client.login('logged', 'password1');
-    await client.deposit(session, uniqueTxId(), 5_000);
+  it.each(['ENOSPC', 'EACCES'] as const)(
+    'refuses deposits, withdrawals and balance inquiries (%s) and changes nothing',
+    async (code) => {
+      running = await startTestBank();
+      const client = await running.connect();
+      await client.signup('logged', 'password1');
+      const session = await client.login('logged', 'password1');
+      await client.deposit(session, uniqueTxId(), 5_000);
 
-    breakDisk(code);
-    const txId = uniqueTxId();
-    for (const attempt of [
-      () => client.deposit(session, txId, 1_000),
-      () => client.withdraw(session, uniqueTxId(), 1_000),
-    ]) {
-      const error = await attempt().then(
+      breakDisk(code);
+      const txId = uniqueTxId();
+      for (const attempt of [
+        () => client.deposit(session, txId, 1_000),
+        () => client.withdraw(session, uniqueTxId(), 1_000),
+      ]) {
+        const error = await attempt().then(
+          () => null,
+          (caught: unknown) => caught,
+        );
+        expect(error).toBeInstanceOf(BankError);
+        expect((error as BankError).code).toBe('ERR_UNAVAILABLE');
+        expect((error as BankError).message).toBe('The transaction could not be recorded. Nothing was changed.');
+      }
+      // A balance inquiry is audited too, so it is refused rather than answered unlogged.
+      const inquiry = await client.balance(session).then(
         () => null,
         (caught: unknown) => caught,
       );
-      expect(error).toBeInstanceOf(BankError);
-      expect((error as BankError).code).toBe('ERR_UNAVAILABLE');
-      expect((error as BankError).message).toBe('The transaction could not be recorded. Nothing was changed.');
-    }
-    fs.writeSync = realWriteSync;
+      expect((inquiry as BankError).code).toBe('ERR_UNAVAILABLE');
+      fs.writeSync = realWriteSync;
 
-    expect(await client.balance(session)).toBe(5_000);
-    // The refused transaction id was never used, so a retry now goes through once.
-    expect(await client.deposit(session, txId, 1_000)).toMatchObject({ balanceCents: 6_000, replayed: false });
-    const deposits = auditEvents(running.dataDir).filter((event) => event.action === 'deposit');
-    expect(deposits.map((event) => event.amountCents)).toEqual([5_000, 1_000]);
-  });
+      expect(await client.balance(session)).toBe(5_000);
+      // The refused transaction id was never used, so a retry now goes through once.
+      expect(await client.deposit(session, txId, 1_000)).toMatchObject({ balanceCents: 6_000, replayed: false });
+      const deposits = auditEvents(running.dataDir).filter((event) => event.action === 'deposit');
+      expect(deposits.map((event) => event.amountCents)).toEqual([5_000, 1_000]);
+    },
+  );
 });

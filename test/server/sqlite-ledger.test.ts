@@ -66,6 +66,37 @@ describe('SqliteLedger group commit', () => {
     expect(await ledger.balance(accountId)).toBe(1_000);
   });
 
+  it('reads balances inside the group, running their hooks before the group commits', async () => {
+    const file = path.join(tempDir(), 'ledger.db');
+    const steps: string[] = [];
+    ledger = new SqliteLedger(file, { beforeCommit: () => steps.push('commit') });
+    const account = await ledger.createAccount('grace', 'hash', at);
+    const accountId = account?.id ?? 0;
+    const groupsBefore = ledger.groupStats.groups;
+    const [deposit, balance, unknown] = await Promise.allSettled([
+      ledger.applyMoney({ accountId, txId: 'tx-with-reads', kind: 'deposit', amountCents: 250, at }, () =>
+        steps.push('deposit'),
+      ),
+      ledger.balance(accountId, (cents) => steps.push(`balance ${cents}`)),
+      ledger.balance(accountId + 1000, () => steps.push('never')),
+    ]);
+    // One group: the read sees the deposit before it, and its hook runs inside the transaction.
+    expect(ledger.groupStats.groups - groupsBefore).toBe(1);
+    expect(steps).toEqual(['deposit', 'balance 250', 'commit']);
+    expect(deposit.status).toBe('fulfilled');
+    expect(balance).toEqual({ status: 'fulfilled', value: 250 });
+    // An unknown account fails its own inquiry, not the group around it.
+    expect(unknown.status).toBe('rejected');
+  });
+
+  it('makes a group of reads wait for the WAL sync of commits they may have seen', async () => {
+    const { ledger, accountId } = await withAccount();
+    const syncsBefore = ledger.groupStats.walSyncs;
+    await ledger.balance(accountId);
+    // Nothing was written since the account was created and synced: no new sync.
+    expect(ledger.groupStats.walSyncs).toBe(syncsBefore);
+  });
+
   it('answers a repeated transaction id inside the same group as a replay', async () => {
     const { ledger, accountId } = await withAccount();
     const request = { accountId, txId: 'tx-twice-same-group', kind: 'withdraw' as const, amountCents: 100, at };
