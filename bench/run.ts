@@ -15,9 +15,12 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { readBankAuth } from '../protocol/bank-auth.ts';
+import type { ServiceTimes } from '../server/bank-server.ts';
+import { parseServiceReports } from '../server/service-report.ts';
 import { spawnEntry, waitForOutput } from '../test/process.ts';
 import { BankClient } from '../protocol/client.ts';
-import { closedLoop, loginStorm, openLoop, openSessions } from './load.ts';
+import { closedLoop, loginStorm, openLoop, openSessions, type Session } from './load.ts';
+import { schedulingGaps } from './machine.ts';
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
 import { cpuSeconds, memoryMb } from './proc.ts';
 import { round, summarize } from './stats.ts';
@@ -51,22 +54,29 @@ async function start(
   return { child: spawned.child, match, output: spawned.output };
 }
 
-const SERVED = /bank served (\d+) requests; time in the bank p50 ([0-9.]+) ms, p99 ([0-9.]+) ms, max ([0-9.]+) ms/g;
-
-/** Asks the bank (SIGUSR2) for the time its requests spent inside it since the last ask. */
-async function serviceTimes(
-  bank: ChildProcess,
-  output: () => string,
-): Promise<{ count: number; p50: number; p99: number }> {
-  const before = [...output().matchAll(SERVED)].length;
+/** Asks the bank (SIGUSR2) for the time its requests spent inside it, and its GC pauses, since the last ask. */
+async function serviceTimes(bank: ChildProcess, output: () => string): Promise<ServiceTimes> {
+  const before = parseServiceReports(output()).length;
   bank.kill('SIGUSR2');
   for (let i = 0; i < 100; i += 1) {
-    const reports = [...output().matchAll(SERVED)];
-    const latest = reports[before];
-    if (latest) return { count: Number(latest[1]), p50: Number(latest[2]), p99: Number(latest[3]) };
+    const latest = parseServiceReports(output())[before];
+    if (latest) return latest;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  return { count: 0, p50: Number.NaN, p99: Number.NaN };
+  return { count: 0, p50: Number.NaN, p99: Number.NaN, max: Number.NaN, gc: { pauses: 0, totalMs: 0, maxMs: 0 } };
+}
+
+/** Open-loop load at `rate` for `seconds`: end-to-end latency, and the bank's own view of the same window. */
+async function openLoopPhase(
+  sessions: Session[],
+  rate: number,
+  seconds: number,
+  bank: ChildProcess,
+  output: () => string,
+): Promise<{ tps: number; latency: ReturnType<typeof summarize>; inBank: ServiceTimes }> {
+  await serviceTimes(bank, output); // start a fresh window
+  const run = await openLoop(sessions, rate, seconds);
+  return { tps: run.tps, latency: summarize(run.latencies), inBank: await serviceTimes(bank, output) };
 }
 
 function stop(child: ChildProcess): Promise<void> {
@@ -80,6 +90,11 @@ function stop(child: ChildProcess): Promise<void> {
 
 async function main(): Promise<void> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atm-bench-'));
+  const gaps = schedulingGaps(2000);
+  log(
+    `machine steadiness: a busy loop on the idle machine lost the CPU ${gaps.gaps} times in 2 s for over 1 ms ` +
+      `(${round(gaps.totalMs, 1)} ms in all, longest ${round(gaps.maxMs)} ms)`,
+  );
   log(
     `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
   );
@@ -146,16 +161,21 @@ async function main(): Promise<void> {
   );
 
   const halfRate = peak.tps / 2;
-  await serviceTimes(bank, bankOutput); // start a fresh window
-  const half = await openLoop(sessions, halfRate, seconds);
-  const halfLatency = summarize(half.latencies);
-  const halfInBank = await serviceTimes(bank, bankOutput);
+  const describeInBank = (inBank: ServiceTimes): string =>
+    `  inside the bank (arrival to answer written): p50 ${round(inBank.p50)} ms  p99 ${round(inBank.p99)} ms; ` +
+    `GC paused it ${inBank.gc.pauses} times (${round(inBank.gc.totalMs, 0)} ms, longest ${round(inBank.gc.maxMs)} ms)`;
+  const half = await openLoopPhase(sessions, halfRate, seconds, bank, bankOutput);
+  const halfLatency = half.latency;
   log(
     `50% of peak (open loop): ${round(half.tps, 0)} tps  p50 ${round(halfLatency.p50)} ms  p95 ${round(halfLatency.p95)} ms  p99 ${round(halfLatency.p99)} ms`,
   );
+  log(describeInBank(half.inBank));
+  // Where the tail starts: the same at a quarter of peak.
+  const quarter = await openLoopPhase(sessions, peak.tps / 4, seconds, bank, bankOutput);
   log(
-    `  of which inside the bank (arrival to answer written): p50 ${round(halfInBank.p50)} ms  p99 ${round(halfInBank.p99)} ms`,
+    `25% of peak (open loop): ${round(quarter.tps, 0)} tps  p50 ${round(quarter.latency.p50)} ms  p95 ${round(quarter.latency.p95)} ms  p99 ${round(quarter.latency.p99)} ms`,
   );
+  log(describeInBank(quarter.inBank));
 
   const loginClient = await BankClient.connect({ ...target, atmId: 99, requestTimeoutMs: 60_000 });
   await loginClient.signup('login-storm', 'bench-password');
@@ -226,7 +246,11 @@ async function main(): Promise<void> {
         p99_ms: round(peakLatency.p99, 3),
         half_load_tps: round(half.tps, 1),
         half_load_p99_ms: round(halfLatency.p99, 3),
-        half_load_in_bank_p99_ms: round(halfInBank.p99, 3),
+        half_load_in_bank_p99_ms: round(half.inBank.p99, 3),
+        half_load_gc_max_ms: round(half.inBank.gc.maxMs, 3),
+        quarter_load_tps: round(quarter.tps, 1),
+        quarter_load_p99_ms: round(quarter.latency.p99, 3),
+        quarter_load_in_bank_p99_ms: round(quarter.inBank.p99, 3),
         logins_p99_ms: round(withLoginsLatency.p99, 3),
         login_p99_ratio: round(loginImpact, 3),
         pgbench_tps: round(pgbenchTps, 1),
@@ -240,6 +264,8 @@ async function main(): Promise<void> {
         idle_atms_rss_mb: round(idleRss.rss, 1),
         fresh_rss_mb: round(rssBeforeIdle, 1),
         bank_cpu: round(bankCpu, 3),
+        machine_gaps: gaps.gaps,
+        machine_gap_max_ms: round(gaps.maxMs, 3),
       }),
     );
   }

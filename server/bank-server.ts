@@ -4,7 +4,7 @@
  * listens is `main.ts`, through `startBankServer`.
  */
 import net from 'node:net';
-import { createHistogram } from 'node:perf_hooks';
+import { PerformanceObserver, createHistogram } from 'node:perf_hooks';
 
 import { AuditWriter } from '../audit/writer.ts';
 import { readBankAuth } from '../protocol/bank-auth.ts';
@@ -47,8 +47,18 @@ export type BankServerOptions = {
   isolatePasswordHashing?: boolean;
 };
 
-/** How long the bank took to answer requests, measured inside the bank (milliseconds). */
-export type ServiceTimes = { count: number; p50: number; p99: number; max: number };
+/**
+ * How long the bank took to answer requests, measured inside the bank
+ * (milliseconds), and the garbage-collection pauses in the same window: a
+ * pause holds every request in flight, so it shows up in the tail.
+ */
+export type ServiceTimes = {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+  gc: { pauses: number; totalMs: number; maxMs: number };
+};
 
 export type RunningBank = {
   host: string;
@@ -85,6 +95,11 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
 
   const connections = new Set<BankConnection>();
   const serviceTimes = createHistogram();
+  const gcPauses = createHistogram();
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gcPauses.record(Math.max(1, Math.round(entry.duration * 1e6)));
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
   const server = net.createServer((socket) => {
     let handshaking = 0;
     for (const connection of connections) if (connection.isHandshaking) handshaking += 1;
@@ -122,8 +137,16 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
         p50: serviceTimes.percentile(50) / 1e6,
         p99: serviceTimes.percentile(99) / 1e6,
         max: serviceTimes.max / 1e6,
+        gc: {
+          pauses: gcPauses.count,
+          totalMs: (gcPauses.mean * gcPauses.count) / 1e6 || 0,
+          maxMs: gcPauses.count > 0 ? gcPauses.max / 1e6 : 0,
+        },
       };
-      if (reset) serviceTimes.reset();
+      if (reset) {
+        serviceTimes.reset();
+        gcPauses.reset();
+      }
       return summary;
     },
     close: () => {
@@ -135,6 +158,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
         await audit.close();
         await ledger.close();
         await passwords.close();
+        gcObserver.disconnect();
       })();
       return closing;
     },

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { FRAME_BODY_LIMIT } from '../protocol/frame.ts';
 import { DEFAULT_BCRYPT_COST, DEFAULT_LIMITS, startBankServer, type BankLimits } from './bank-server.ts';
 import { createLogger } from './logger.ts';
+import { formatServiceReport } from './service-report.ts';
 
 const USAGE =
   'usage: npm run bank -- [--host 127.0.0.1] [--port 65432] [--data-dir ./data] [--bcrypt-cost 12] ' +
@@ -79,11 +80,7 @@ async function main(): Promise<void> {
   // `kill -USR2 <pid>`: print the time requests spent inside the bank since
   // the last report, and start a new window (operators and the benchmark use it).
   const reportServiceTimes = (reset: boolean): void => {
-    const served = bank.serviceTimes(reset);
-    console.log(
-      `bank served ${served.count} requests; time in the bank p50 ${served.p50.toFixed(3)} ms, ` +
-        `p99 ${served.p99.toFixed(3)} ms, max ${served.max.toFixed(3)} ms`,
-    );
+    console.log(formatServiceReport(bank.serviceTimes(reset)));
   };
   process.on('SIGUSR2', () => reportServiceTimes(true));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -2,7 +2,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { closedLoop, openLoop, openSessions } from '../../bench/load.ts';
+import { schedulingGaps } from '../../bench/machine.ts';
 import { percentile, summarize } from '../../bench/stats.ts';
+import { formatServiceReport, parseServiceReports } from '../../server/service-report.ts';
 import { startTestBank, type TestBank } from '../helpers.ts';
 
 let bank: TestBank | null = null;
@@ -18,6 +20,24 @@ describe('bench statistics', () => {
     expect(percentile(values, 99)).toBe(99);
     expect(percentile(values, 100)).toBe(100);
     expect(summarize([3, 1, 2])).toEqual({ count: 3, p50: 2, p95: 3, p99: 3, max: 3 });
+  });
+});
+
+describe('bench readings', () => {
+  it("parses the bank's service-time report back to the numbers it printed", () => {
+    const served = { count: 41, p50: 1.25, p99: 7.5, max: 12.125, gc: { pauses: 3, totalMs: 9.5, maxMs: 4.25 } };
+    const output = `noise\n${formatServiceReport({ ...served, count: 1 })}\nmore\n${formatServiceReport(served)}\n`;
+    const reports = parseServiceReports(output);
+    expect(reports).toHaveLength(2);
+    expect(reports[1]).toEqual(served);
+  });
+
+  it('measures how steadily the machine runs a busy loop', () => {
+    const gaps = schedulingGaps(30, 0);
+    // With a 0 ms threshold every clock step counts, so the loop sees many.
+    expect(gaps.gaps).toBeGreaterThan(0);
+    expect(gaps.maxMs).toBeLessThanOrEqual(gaps.totalMs);
+    expect(gaps.totalMs).toBeLessThanOrEqual(40);
   });
 });
 

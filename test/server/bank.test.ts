@@ -260,3 +260,32 @@ describe('data directory', () => {
     expect(fs.readFileSync(path.join(dir, 'bank.auth'), 'utf8')).toBe(auth);
   });
 });
+
+describe('service times', () => {
+  it('counts the requests answered and the garbage-collection pauses since the last reset', async () => {
+    running = await startTestBank();
+    const client = await running.connect();
+    await client.signup('timed', 'password1');
+    const session = await client.login('timed', 'password1');
+    running.bank.serviceTimes(true);
+    await client.deposit(session, uniqueTxId(), 100);
+    await client.balance(session);
+    // Enough short-lived garbage to force at least one young-generation collection.
+    let holder: number[][] = [];
+    for (let i = 0; i < 100_000; i += 1) {
+      holder.push(new Array<number>(100).fill(i));
+      if (holder.length === 100) holder = [];
+    }
+    expect(holder).toHaveLength(0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const window = running.bank.serviceTimes(true);
+    expect(window.count).toBe(2);
+    expect(window.p99).toBeGreaterThan(0);
+    expect(window.p99).toBeLessThanOrEqual(window.max);
+    expect(window.gc.pauses).toBeGreaterThan(0);
+    expect(window.gc.totalMs).toBeGreaterThan(0);
+    expect(window.gc.maxMs).toBeLessThanOrEqual(window.gc.totalMs);
+    const empty = running.bank.serviceTimes();
+    expect(empty.count).toBe(0);
+  });
+});
