@@ -19,7 +19,7 @@ import type { ServiceTimes } from '../server/bank-server.ts';
 import { parseServiceReports } from '../server/service-report.ts';
 import { spawnEntry, waitForOutput } from '../test/process.ts';
 import { BankClient } from '../protocol/client.ts';
-import { closedLoop, loginStorm, openLoop, openSessions, type Session } from './load.ts';
+import { closedLoop, loginStorm, openLoop, openSessions, pingOperation, type Operation, type Session } from './load.ts';
 import { schedulingGaps } from './machine.ts';
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
 import { cpuSeconds, memoryMb } from './proc.ts';
@@ -73,9 +73,10 @@ async function openLoopPhase(
   seconds: number,
   bank: ChildProcess,
   output: () => string,
+  operation?: Operation,
 ): Promise<{ tps: number; latency: ReturnType<typeof summarize>; inBank: ServiceTimes }> {
   await serviceTimes(bank, output); // start a fresh window
-  const run = await openLoop(sessions, rate, seconds);
+  const run = await openLoop(sessions, rate, seconds, operation);
   return { tps: run.tps, latency: summarize(run.latencies), inBank: await serviceTimes(bank, output) };
 }
 
@@ -176,6 +177,12 @@ async function main(): Promise<void> {
     `25% of peak (open loop): ${round(quarter.tps, 0)} tps  p50 ${round(quarter.latency.p50)} ms  p95 ${round(quarter.latency.p95)} ms  p99 ${round(quarter.latency.p99)} ms`,
   );
   log(describeInBank(quarter.inBank));
+  // The floor under those numbers: the same rate and connections, pings only.
+  const floor = await openLoopPhase(sessions, halfRate, seconds, bank, bankOutput, pingOperation);
+  log(
+    `floor: pings at the 50% rate (full protocol, no ledger, no disk): p50 ${round(floor.latency.p50)} ms  p99 ${round(floor.latency.p99)} ms`,
+  );
+  log(describeInBank(floor.inBank));
 
   const loginClient = await BankClient.connect({ ...target, atmId: 99, requestTimeoutMs: 60_000 });
   await loginClient.signup('login-storm', 'bench-password');
@@ -251,6 +258,7 @@ async function main(): Promise<void> {
         quarter_load_tps: round(quarter.tps, 1),
         quarter_load_p99_ms: round(quarter.latency.p99, 3),
         quarter_load_in_bank_p99_ms: round(quarter.inBank.p99, 3),
+        floor_p99_ms: round(floor.latency.p99, 3),
         logins_p99_ms: round(withLoginsLatency.p99, 3),
         login_p99_ratio: round(loginImpact, 3),
         pgbench_tps: round(pgbenchTps, 1),

@@ -1,11 +1,11 @@
 /** The benchmark's own parts, checked small so `npm run bench` cannot rot unnoticed. */
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { closedLoop, openLoop, openSessions } from '../../bench/load.ts';
+import { closedLoop, openLoop, openSessions, pingOperation } from '../../bench/load.ts';
 import { schedulingGaps } from '../../bench/machine.ts';
 import { percentile, summarize } from '../../bench/stats.ts';
 import { formatServiceReport, parseServiceReports } from '../../server/service-report.ts';
-import { startTestBank, type TestBank } from '../helpers.ts';
+import { auditEvents, startTestBank, type TestBank } from '../helpers.ts';
 
 let bank: TestBank | null = null;
 afterEach(async () => {
@@ -51,6 +51,11 @@ describe('bench load', () => {
     const open = await openLoop(sessions, 200, 0.5);
     expect(open.latencies).toHaveLength(100);
     expect(open.latencies.every((ms) => Number.isFinite(ms) && ms >= 0)).toBe(true);
+    // The floor phase: the same loop with pings, which move no money and write no audit line.
+    const eventsBefore = auditEvents(bank.dataDir).length;
+    const pings = await openLoop(sessions, 200, 0.25, pingOperation);
+    expect(pings.latencies).toHaveLength(50);
+    expect(auditEvents(bank.dataDir)).toHaveLength(eventsBefore);
     for (const client of new Set(sessions.map((s) => s.client))) client.close();
   });
 });
