@@ -28,16 +28,21 @@ function rssMb(pid: number): number {
   return kb / 1024;
 }
 
-type Attacker = { opened: number; closed: Promise<number> };
+/** When the attacker's connection was established (or its first attempt, if it never was), and when it closed. */
+type Attacker = { opened: () => number; closed: Promise<number> };
 
 function attacker(port: number, behave: (socket: net.Socket) => void): Attacker {
-  const opened = Date.now();
+  let opened = Date.now();
   const socket = net.connect({ host: '127.0.0.1', port });
   socket.on('error', () => {});
   socket.on('data', () => {});
   const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now())));
-  socket.on('connect', () => behave(socket));
-  return { opened, closed };
+  socket.on('connect', () => {
+    // The bank's handshake clock starts when it accepts, not when we asked to connect.
+    opened = Date.now();
+    behave(socket);
+  });
+  return { opened: () => opened, closed };
 }
 
 describe('denial of service', () => {
@@ -96,9 +101,12 @@ describe('denial of service', () => {
 
     expect(completed).toBeGreaterThan(10);
     expect(await atm.balance(session)).toBe(completed * 100);
-    const lifetimes = closedAt.map((at, i) => at - (attackers[i]?.opened ?? at));
-    // Every attacking socket was closed by the bank within the handshake deadline (plus scheduling slack).
-    expect(Math.max(...lifetimes)).toBeLessThan(HANDSHAKE_MS + 2_000);
+    const lifetimes = closedAt.map((at, i) => at - (attackers[i]?.opened() ?? at));
+    // Every attacking socket was closed by the bank at its handshake deadline. Without
+    // the deadline the slowloris sockets would live on (each byte resets the idle
+    // timer) and the idle ones would last the 10-minute idle timeout; the slack is
+    // for 2,000 sockets' worth of event-loop lag on a busy, shared machine.
+    expect(Math.max(...lifetimes)).toBeLessThan(HANDSHAKE_MS + 5_000);
     expect(rssAfter).toBeLessThan(150);
     expect(rssAfter - rssBefore).toBeLessThan(80);
     const errors = protocolErrors(dataDir);
