@@ -33,11 +33,14 @@ describe('bench readings', () => {
   });
 
   it('measures how steadily the machine runs a busy loop', () => {
+    const started = performance.now();
     const gaps = schedulingGaps(30, 0);
-    // With a 0 ms threshold every clock step counts, so the loop sees many.
+    const elapsed = performance.now() - started;
+    // With a 0 ms threshold every clock step counts, so the steps add up to the loop's whole run.
     expect(gaps.gaps).toBeGreaterThan(0);
     expect(gaps.maxMs).toBeLessThanOrEqual(gaps.totalMs);
-    expect(gaps.totalMs).toBeLessThanOrEqual(40);
+    expect(gaps.totalMs).toBeGreaterThan(29);
+    expect(gaps.totalMs).toBeLessThanOrEqual(elapsed);
   });
 });
 
