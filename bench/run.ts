@@ -56,10 +56,11 @@ async function start(
 
 /** Asks the bank (SIGUSR2) for the time its requests spent inside it, and its GC pauses, since the last ask. */
 async function serviceTimes(bank: ChildProcess, output: () => string): Promise<ServiceTimes> {
-  const before = parseServiceReports(output()).length;
+  // Only output after the signal can hold the answer; the log before it can be megabytes.
+  const from = output().length;
   bank.kill('SIGUSR2');
   for (let i = 0; i < 100; i += 1) {
-    const latest = parseServiceReports(output())[before];
+    const latest = parseServiceReports(output().slice(from))[0];
     if (latest) return latest;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

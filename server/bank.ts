@@ -179,7 +179,7 @@ export class Bank {
       await this.audit.flush();
       return balance;
     } catch {
-      throw new BankError('ERR_UNAVAILABLE', 'The bank cannot record this operation right now. Nothing was changed.');
+      throw unrecordable();
     }
   }
 
@@ -220,7 +220,7 @@ export class Bank {
       this.audit.write(this.event(actor, action, amountCents, outcome, detail));
       await this.audit.flush();
     } catch {
-      throw new BankError('ERR_UNAVAILABLE', 'The bank cannot record this operation right now. Nothing was changed.');
+      throw unrecordable();
     }
   }
 
@@ -239,6 +239,11 @@ export class Bank {
   private now(): string {
     return this.clock().toISOString();
   }
+}
+
+/** The refusal when an operation's audit line cannot be made durable: nothing happened unlogged. */
+function unrecordable(): BankError {
+  return new BankError('ERR_UNAVAILABLE', 'The bank cannot record this operation right now. Nothing was changed.');
 }
 
 function requireAccount(actor: Actor): number {
