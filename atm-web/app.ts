@@ -10,8 +10,8 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import session from 'express-session';
 import helmet from 'helmet';
 
-import type { Logger } from '../server/logger.ts';
-import { silentLogger } from '../server/logger.ts';
+import type { Logger } from '../runtime/logger.ts';
+import { silentLogger } from '../runtime/logger.ts';
 import type { BankLink } from './bank-link.ts';
 import type { Flash } from './flash.ts';
 import { csrfProtection, exposeCsrfToken } from './middleware/csrf.ts';
@@ -102,8 +102,8 @@ export function createApp(deps: AtmAppDeps): express.Express {
   app.use(csrfProtection);
   app.use(exposeCsrfToken);
   app.use(requireBank(deps.bank));
-  app.use(authRoutes({ bank: deps.bank, logger, rateLimit: deps.authRateLimit }));
-  app.use(transactionRoutes({ bank: deps.bank, logger, sessionIdleSeconds: Math.round(idleMs / 1000) }));
+  app.use(authRoutes({ bank: deps.bank, rateLimit: deps.authRateLimit }));
+  app.use(transactionRoutes({ bank: deps.bank, sessionIdleSeconds: Math.round(idleMs / 1000) }));
   app.use(notFound);
   app.use(errorHandler(logger));
   return app;

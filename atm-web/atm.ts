@@ -1,15 +1,15 @@
 /**
  * Assembles ATM number N: its bank link, session store and secret (kept in
- * the data directory), and the web app. `main.ts` and `start.ts` call this;
+ * the data directory), and the web app. `main.ts` and `bin/start.ts` call this;
  * it is the only place the web app listens.
  */
 import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 
-import { BANK_AUTH_FILE, readBankAuth } from '../protocol/bank-auth.ts';
+import { BANK_AUTH_FILE, readBankAuth } from '../runtime/key-files.ts';
 import { secureRandom } from '../protocol/crypto.ts';
-import { silentLogger, type Logger } from '../server/logger.ts';
+import { silentLogger, type Logger } from '../runtime/logger.ts';
 import { createApp, SESSION_IDLE_MS, type AtmAppDeps } from './app.ts';
 import { BankLink, type BankLinkOptions } from './bank-link.ts';
 import { SqliteSessionStore } from './session-store.ts';

@@ -6,7 +6,7 @@
  */
 import { BankClient, type CustomerSession } from '../protocol/client.ts';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
-import type { Logger } from '../server/logger.ts';
+import type { Logger } from '../runtime/logger.ts';
 
 export type BankLinkOptions = {
   host: string;

@@ -3,7 +3,7 @@
  */
 import { parseArgs } from 'node:util';
 
-import { createLogger } from '../server/logger.ts';
+import { createLogger } from '../runtime/logger.ts';
 import { MAX_ATM_NUMBER, startAtm } from './atm.ts';
 
 const USAGE =

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { plainCents } from '../protocol/money.ts';
-import { AUDIT_KEY_FILE, readAuditKey } from '../server/data-dir.ts';
+import { AUDIT_KEY_FILE, readAuditKey } from '../runtime/key-files.ts';
 import type { AuditEvent } from './event.ts';
 import { verifyLogFile, type VerifiedLog } from './reader.ts';
 import { auditPaths } from './writer.ts';

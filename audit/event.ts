@@ -14,7 +14,6 @@ export type AuditAction =
   | 'balance'
   | 'statement'
   | 'protocol_error'
-  | 'connection'
   | 'bank_start'
   | 'bank_stop'
   | 'audit_recovered';

@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import { CHAIN_START, hashLine, sealLine, type ChainPosition } from './chain.ts';
 import { formatPlainLine, type AuditEvent } from './event.ts';
-import { GroupSync } from './group-sync.ts';
+import { GroupSync } from '../runtime/group-sync.ts';
 
 export const AUDIT_DIR = 'audit';
 export const PLAIN_LOG = 'audit_log.txt';
@@ -175,12 +175,6 @@ export class AuditWriter implements AuditSink {
   /** Many callers, few fdatasyncs: one sync covers every line written before it started. */
   flush(): Promise<void> {
     return this.durability.all();
-  }
-
-  /** Writes and flushes one event: for callers outside the hot path and for tests. */
-  async append(event: AuditEvent): Promise<void> {
-    this.write(event);
-    await this.flush();
   }
 
   async close(): Promise<void> {

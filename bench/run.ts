@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { readBankAuth } from '../protocol/bank-auth.ts';
+import { readBankAuth } from '../runtime/key-files.ts';
 import type { ServiceTimes } from '../server/bank-server.ts';
 import { parseServiceReports } from '../server/service-report.ts';
 import { spawnEntry, waitForOutput } from '../test/process.ts';

@@ -7,13 +7,13 @@ import net from 'node:net';
 import { PerformanceObserver, createHistogram } from 'node:perf_hooks';
 
 import { AuditWriter } from '../audit/writer.ts';
-import { readBankAuth } from '../protocol/bank-auth.ts';
+import { readAuditKey, readBankAuth } from '../runtime/key-files.ts';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import { DEFAULT_MAX_FRAME_BODY } from '../protocol/frame.ts';
 import { Bank, type Clock } from './bank.ts';
 import { BankConnection, type ConnectionLimits } from './connection.ts';
-import { prepareDataDir, readAuditKey } from './data-dir.ts';
-import { silentLogger, type Logger } from './logger.ts';
+import { prepareDataDir } from './data-dir.ts';
+import { silentLogger, type Logger } from '../runtime/logger.ts';
 import { inlineHasher, processHasher } from './password-hasher.ts';
 import { SqliteLedger } from './sqlite-ledger.ts';
 

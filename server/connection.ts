@@ -32,7 +32,7 @@ import {
   peekSessionId,
 } from '../protocol/record.ts';
 import type { Actor, Bank } from './bank.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from '../runtime/logger.ts';
 
 export type ConnectionLimits = {
   maxFrameBody: number;

@@ -10,22 +10,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { KEY_BYTES, type RandomSource } from '../protocol/crypto.ts';
-import { BANK_AUTH_FILE, encodeBankAuth } from '../protocol/bank-auth.ts';
+import {
+  AUDIT_KEY_FILE,
+  BANK_AUTH_FILE,
+  createSecretFile,
+  encodeAuditKey,
+  encodeBankAuth,
+} from '../runtime/key-files.ts';
 
-export const AUDIT_KEY_FILE = 'audit.key';
 export const LEDGER_FILE = 'ledger.db';
 
 export type DataDirPaths = { dir: string; bankAuth: string; auditKey: string; ledger: string };
-
-function createSecretFile(file: string, contents: string): void {
-  try {
-    // 'wx' refuses to overwrite: two banks starting at once cannot clobber a key.
-    fs.writeFileSync(file, contents, { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  }
-  fs.chmodSync(file, 0o600);
-}
 
 export function prepareDataDir(dir: string, random: RandomSource): DataDirPaths {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -37,12 +32,6 @@ export function prepareDataDir(dir: string, random: RandomSource): DataDirPaths 
     ledger: path.join(dir, LEDGER_FILE),
   };
   createSecretFile(paths.bankAuth, encodeBankAuth(random(KEY_BYTES)));
-  createSecretFile(paths.auditKey, `${random(KEY_BYTES).toString('base64')}\n`);
+  createSecretFile(paths.auditKey, encodeAuditKey(random(KEY_BYTES)));
   return paths;
-}
-
-export function readAuditKey(file: string): Buffer {
-  const key = Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64');
-  if (key.length !== KEY_BYTES) throw new Error(`${file} does not hold a 32-byte base64 key`);
-  return key;
 }

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 
 import { FRAME_BODY_LIMIT } from '../protocol/frame.ts';
 import { DEFAULT_BCRYPT_COST, DEFAULT_LIMITS, startBankServer, type BankLimits } from './bank-server.ts';
-import { createLogger } from './logger.ts';
+import { createLogger } from '../runtime/logger.ts';
 import { formatServiceReport } from './service-report.ts';
 
 const USAGE =

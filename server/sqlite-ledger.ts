@@ -22,7 +22,7 @@ import Database from 'better-sqlite3';
 
 import { MAX_BALANCE_CENTS } from '../protocol/money.ts';
 import type { StatementEntry } from '../protocol/messages.ts';
-import { GroupSync } from '../audit/group-sync.ts';
+import { GroupSync } from '../runtime/group-sync.ts';
 import type { Account, Ledger, MoneyKind, MoneyOutcome, MoneyRequest } from './ledger.ts';
 
 const SCHEMA = `
@@ -153,7 +153,7 @@ export class SqliteLedger implements Ledger {
     this.db.pragma('journal_mode = WAL');
     // Durability comes from our own fdatasync of the WAL before answering (see above).
     this.db.pragma('synchronous = NORMAL');
-    // Checkpoints run on their own thread (checkpoint-worker.ts), never in a commit.
+    // Checkpoints run on their own thread (checkpoint-worker.mjs), never in a commit.
     this.db.pragma('wal_autocheckpoint = 0');
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');

@@ -7,7 +7,7 @@ import { verifyLogFile } from '../audit/reader.ts';
 import type { AuditEvent } from '../audit/event.ts';
 import { auditPaths } from '../audit/writer.ts';
 import { BankClient } from '../protocol/client.ts';
-import { AUDIT_KEY_FILE, readAuditKey } from '../server/data-dir.ts';
+import { AUDIT_KEY_FILE, readAuditKey } from '../runtime/key-files.ts';
 import { startBankServer, type BankServerOptions, type RunningBank } from '../server/bank-server.ts';
 
 export function tempDir(prefix = 'atm-test-'): string {

@@ -4,7 +4,7 @@
  */
 import type { NextFunction, Request, Response } from 'express';
 
-import type { Logger } from '../../server/logger.ts';
+import type { Logger } from '../../runtime/logger.ts';
 import { HttpError } from '../http-error.ts';
 import { CSRF_ERROR_CODE } from './csrf.ts';
 

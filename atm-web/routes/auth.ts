@@ -6,14 +6,13 @@
 import { Router, type Request, type Response } from 'express';
 import { rateLimit } from 'express-rate-limit';
 
-import type { Logger } from '../../server/logger.ts';
 import { callBank, formField } from '../bank-call.ts';
 import type { BankLink } from '../bank-link.ts';
 import { takeFlash } from '../flash.ts';
 import { HttpError } from '../http-error.ts';
 import { rotateCsrfToken } from '../middleware/csrf.ts';
 
-export type AuthDeps = { bank: BankLink; logger: Logger; rateLimit?: { windowMs: number; limit: number } | undefined };
+export type AuthDeps = { bank: BankLink; rateLimit?: { windowMs: number; limit: number } | undefined };
 
 const LOGGED_OUT = 'You have been logged out.';
 const EXPIRED = 'Your session ended because of inactivity. Please log in again.';

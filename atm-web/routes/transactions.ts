@@ -9,12 +9,11 @@ import { secureRandom } from '../../protocol/crypto.ts';
 import { BankError } from '../../protocol/errors.ts';
 import { TX_ID_PATTERN } from '../../protocol/messages.ts';
 import { formatCents, parseAmount } from '../../protocol/money.ts';
-import type { Logger } from '../../server/logger.ts';
 import { callBank, formField } from '../bank-call.ts';
 import { takeFlash } from '../flash.ts';
 import type { BankLink, CustomerHandle } from '../bank-link.ts';
 
-export type TransactionDeps = { bank: BankLink; logger: Logger; sessionIdleSeconds: number };
+export type TransactionDeps = { bank: BankLink; sessionIdleSeconds: number };
 
 const ACTIONS = ['deposit', 'withdraw', 'balance'] as const;
 type Action = (typeof ACTIONS)[number];

@@ -11,8 +11,8 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { BankLink } from '../../atm-web/bank-link.ts';
-import { readBankAuth } from '../../protocol/bank-auth.ts';
-import { silentLogger } from '../../server/logger.ts';
+import { readBankAuth } from '../../runtime/key-files.ts';
+import { silentLogger } from '../../runtime/logger.ts';
 import { runAudit, tempDir, uniqueTxId } from '../helpers.ts';
 import { spawnBank, type Spawned } from '../process.ts';
 

@@ -15,7 +15,7 @@ afterEach(() => {
 describe('commands', () => {
   it('npm start runs the bank and ATM 1 from an empty data dir, prints the URL, and stops cleanly on Ctrl-C', async () => {
     const dataDir = path.join(tempDir(), 'fresh-data');
-    const started = spawnEntry('atm-web/start.ts', ['--data-dir', dataDir, '--bank-port', '0', '--port', '0']);
+    const started = spawnEntry('bin/start.ts', ['--data-dir', dataDir, '--bank-port', '0', '--port', '0']);
     children.push(started);
     const match = await waitForOutput(started, /ATM 1 ready: open (http:\/\/127\.0\.0\.1:\d+) in your browser/);
     const page = await request(match[1] ?? '').get('/login');

@@ -6,7 +6,7 @@ import { expect } from 'vitest';
 import { createApp } from '../../atm-web/app.ts';
 import { BankLink } from '../../atm-web/bank-link.ts';
 import { SqliteSessionStore } from '../../atm-web/session-store.ts';
-import { silentLogger } from '../../server/logger.ts';
+import { silentLogger } from '../../runtime/logger.ts';
 import { tempDir, type TestBank } from '../helpers.ts';
 
 export type TestAtm = {

@@ -7,7 +7,8 @@ import type { AuditEvent } from '../../audit/event.ts';
 import { formatPlainLine } from '../../audit/event.ts';
 import { verifyLogText } from '../../audit/reader.ts';
 import { AuditWriter, auditPaths } from '../../audit/writer.ts';
-import { prepareDataDir, readAuditKey } from '../../server/data-dir.ts';
+import { prepareDataDir } from '../../server/data-dir.ts';
+import { readAuditKey } from '../../runtime/key-files.ts';
 import { runAudit, tempDir } from '../helpers.ts';
 import { fixedRandom } from '../protocol/fixtures.ts';
 
@@ -115,7 +116,8 @@ describe('encrypted audit log', () => {
     fs.appendFileSync(auditPaths(dataDir).plain, '2026-01-01T00:00:04.000Z atm=1 us');
     const { writer, tornBytes } = AuditWriter.open(dataDir, key, fixedRandom(5));
     expect(tornBytes).toBeGreaterThan(0);
-    await writer.append(event(4));
+    writer.write(event(4));
+    await writer.flush();
     await writer.close();
     const log = verifyLogText(key, fs.readFileSync(file, 'utf8'));
     expect(log.firstBad).toBeNull();
@@ -142,7 +144,8 @@ describe('encrypted audit log', () => {
     }
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
     expect(fs.readFileSync(auditPaths(dataDir).plain, 'utf8').split('\n')).toHaveLength(3);
-    await writer.append(event(3));
+    writer.write(event(3));
+    await writer.flush();
     await writer.close();
     expect(verifyLogText(key, fs.readFileSync(file, 'utf8')).entries).toHaveLength(3);
   });

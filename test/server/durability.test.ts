@@ -3,7 +3,7 @@ import path from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { readBankAuth } from '../../protocol/bank-auth.ts';
+import { readBankAuth } from '../../runtime/key-files.ts';
 import { BankClient } from '../../protocol/client.ts';
 import { runAudit, tempDir, uniqueTxId } from '../helpers.ts';
 import { spawnBank, type Spawned } from '../process.ts';

@@ -7,8 +7,8 @@
 import { parseArgs } from 'node:util';
 
 import { DEFAULT_BCRYPT_COST, startBankServer } from '../server/bank-server.ts';
-import { createLogger } from '../server/logger.ts';
-import { ATM_PORT_BASE, startAtm } from './atm.ts';
+import { createLogger } from '../runtime/logger.ts';
+import { ATM_PORT_BASE, startAtm } from '../atm-web/atm.ts';
 
 const HOST = '127.0.0.1';
 

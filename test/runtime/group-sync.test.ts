@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { GroupSync } from '../../audit/group-sync.ts';
+import { GroupSync } from '../../runtime/group-sync.ts';
 
 /** A sync whose completions the test controls. */
 function manualSync() {
