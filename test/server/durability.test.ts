@@ -61,12 +61,16 @@ describe('durability', () => {
     const client = await connect(dataDir, bank.port);
     await client.signup('ned', 'password1');
     const session = await client.login('ned', 'password1');
-    const pending = client.deposit(session, uniqueTxId(), 500);
+    // Settled at once: the refusal may come while we wait for the exit, and must not go unhandled.
+    const pending = client.deposit(session, uniqueTxId(), 500).then(
+      () => 'answered',
+      () => 'closed',
+    );
     await new Promise((resolve) => setTimeout(resolve, 5));
     bank.child.kill('SIGTERM');
     expect(await bank.exited).toBe(0);
     // Either it answered before closing, or it never applied it: never applied-but-unanswered.
-    const outcome = await pending.then(() => 'answered').catch(() => 'closed');
+    const outcome = await pending;
     const log = fs.readFileSync(path.join(dataDir, 'audit', 'audit_log.txt'), 'utf8');
     expect(log).toMatch(/action=bank_stop/);
     const depositLogged = /user=ned action=deposit amount=5\.00 outcome=ok/.test(log);
