@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 
-import { BANK_AUTH_FILE, readBankAuth } from '../runtime/key-files.ts';
+import { BANK_AUTH_FILE, createSecretFile, readBankAuth } from '../runtime/key-files.ts';
 import { secureRandom } from '../protocol/crypto.ts';
 import { silentLogger, type Logger } from '../runtime/logger.ts';
 import { createApp, SESSION_IDLE_MS, type AtmAppDeps } from './app.ts';
@@ -37,11 +37,7 @@ export type RunningAtm = { url: string; port: number; link: BankLink; close(): P
 /** The web session secret: generated on first run, kept 0600 in the data directory. */
 function sessionSecret(dataDir: string, atmId: number): string {
   const file = path.join(dataDir, `atm-${atmId}.session-secret`);
-  try {
-    fs.writeFileSync(file, `${secureRandom(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  }
+  createSecretFile(file, `${secureRandom(32).toString('hex')}\n`);
   return fs.readFileSync(file, 'utf8').trim();
 }
 

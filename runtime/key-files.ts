@@ -7,10 +7,14 @@
  * mix into the handshake; it never crosses the wire.
  *
  * `audit.key`: the key of the encrypted audit log (base64), used for nothing else.
+ *
+ * Every key file is created by `createSecretFile`: complete or absent after a
+ * crash, 0600, never replaced.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 
-import { KEY_BYTES } from '../protocol/crypto.ts';
+import { KEY_BYTES, secureRandom } from '../protocol/crypto.ts';
 
 export const BANK_AUTH_FILE = 'bank.auth';
 export const AUDIT_KEY_FILE = 'audit.key';
@@ -48,13 +52,61 @@ export function readAuditKey(file: string): Buffer {
   return key;
 }
 
-/** Creates a 0600 key file unless it exists; an existing key is never replaced. */
-export function createSecretFile(file: string, contents: string): void {
+/**
+ * Writes `contents` to `file` so that, whatever moment power is lost, `file`
+ * is either absent (or its old version) or complete: the bytes go to a temp
+ * file beside it (created with `mode`), are fsynced, the temp file is linked
+ * into place (or renamed over the old file with `replace`), and the directory
+ * is fsynced so the new name is durable too. Without `replace`, an existing
+ * `file` is never touched and the call throws EEXIST.
+ */
+export function writeFileDurably(
+  file: string,
+  contents: string | Buffer,
+  options: { mode?: number; replace?: boolean } = {},
+): void {
+  const dir = path.dirname(file);
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${secureRandom(6).toString('hex')}.tmp`);
+  const fd = fs.openSync(temp, 'wx', options.mode ?? 0o600);
   try {
-    // 'wx' refuses to overwrite: two banks starting at once cannot clobber a key.
-    fs.writeFileSync(file, contents, { mode: 0o600, flag: 'wx' });
+    try {
+      fs.writeFileSync(fd, contents);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (options.replace) fs.renameSync(temp, file);
+    // link(2), unlike rename(2), refuses to replace: two processes creating
+    // the same key at once cannot clobber each other.
+    else fs.linkSync(temp, file);
+  } finally {
+    fs.rmSync(temp, { force: true });
+  }
+  fsyncDirectory(dir);
+}
+
+function fsyncDirectory(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Creates a 0600 key file unless it exists (an existing key is never
+ * replaced); durable and complete or absent after a crash (`writeFileDurably`).
+ * Returns true when this call created it.
+ */
+export function createSecretFile(file: string, contents: string | Buffer): boolean {
+  let created = true;
+  try {
+    writeFileDurably(file, contents, { mode: 0o600 });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    created = false;
   }
   fs.chmodSync(file, 0o600);
+  return created;
 }
