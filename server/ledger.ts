@@ -3,6 +3,7 @@
  * PostgreSQL store can follow behind the same interface. Every method is
  * async so a networked store fits without changing callers.
  */
+import { MAX_BALANCE_CENTS } from '../protocol/money.ts';
 import type { StatementEntry } from '../protocol/messages.ts';
 
 export type Account = {
@@ -52,4 +53,15 @@ export interface Ledger {
   /** The last `limit` applied movements, newest first. */
   statement(accountId: number, limit: number): Promise<StatementEntry[]>;
   close(): Promise<void>;
+}
+
+/** The rule for a fresh request against the current balance: no overdraft, no balance over the limit. */
+export function decideMoney(balance: number, request: MoneyRequest): Exclude<MoneyOutcome, { status: 'conflict' }> {
+  if (request.kind === 'withdraw') {
+    if (request.amountCents > balance) return { status: 'insufficient_funds', balanceCents: balance, replayed: false };
+    return { status: 'applied', balanceCents: balance - request.amountCents, replayed: false };
+  }
+  const next = balance + request.amountCents;
+  if (next > MAX_BALANCE_CENTS) return { status: 'balance_limit', balanceCents: balance, replayed: false };
+  return { status: 'applied', balanceCents: next, replayed: false };
 }

@@ -23,7 +23,14 @@ import Database from 'better-sqlite3';
 import { MAX_BALANCE_CENTS } from '../protocol/money.ts';
 import type { StatementEntry } from '../protocol/messages.ts';
 import { GroupSync } from '../runtime/group-sync.ts';
-import type { Account, Ledger, MoneyKind, MoneyOutcome, MoneyRequest } from './ledger.ts';
+import {
+  decideMoney,
+  type Account,
+  type Ledger,
+  type MoneyKind,
+  type MoneyOutcome,
+  type MoneyRequest,
+} from './ledger.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS accounts (
@@ -289,7 +296,7 @@ export class SqliteLedger implements Ledger {
     }
     const current = this.statements.balance.get(request.accountId);
     if (!current) throw new Error('account vanished');
-    const outcome = decide(current.balance_cents, request);
+    const outcome = decideMoney(current.balance_cents, request);
     if (outcome.status === 'applied') this.statements.setBalance.run(outcome.balanceCents, request.accountId);
     this.statements.insertJournal.run(
       request.accountId,
@@ -340,14 +347,4 @@ export class SqliteLedger implements Ledger {
       this.db.close();
     }
   }
-}
-
-function decide(balance: number, request: MoneyRequest): Exclude<MoneyOutcome, { status: 'conflict' }> {
-  if (request.kind === 'withdraw') {
-    if (request.amountCents > balance) return { status: 'insufficient_funds', balanceCents: balance, replayed: false };
-    return { status: 'applied', balanceCents: balance - request.amountCents, replayed: false };
-  }
-  const next = balance + request.amountCents;
-  if (next > MAX_BALANCE_CENTS) return { status: 'balance_limit', balanceCents: balance, replayed: false };
-  return { status: 'applied', balanceCents: next, replayed: false };
 }

@@ -1,0 +1,529 @@
+/**
+ * The ledger in PostgreSQL, shared by any number of bank nodes (`--ledger
+ * postgres://...`). Accounts, balances, the journal (idempotency ids), the
+ * lockout counters and every node's audit chain live in the database.
+ *
+ * Group commit, as in the SQLite ledger: the requests that arrive while a
+ * group is in flight form the next group, one PostgreSQL transaction with
+ * one COMMIT. Its audit lines (this node's chain: node id, sequence number,
+ * sealed line chained to the previous one) are inserted in that same
+ * transaction, so money without its audit line, or the reverse, cannot
+ * exist. Audit events that belong to no money request (logins, protocol
+ * failures) join the next group too, which keeps this node's chain in one
+ * order. One group is in flight per node at a time.
+ *
+ * Concurrency between nodes: explicit row locks, not SERIALIZABLE. A group
+ * locks its accounts with `SELECT ... FOR UPDATE` in id order, then reads
+ * the journal for its transaction ids. A second node touching the same
+ * account waits for the first to commit instead of failing, and then sees
+ * its journal rows (READ COMMITTED starts each statement on a fresh
+ * snapshot), so a transaction id re-sent to another node while the first is
+ * still committing is answered as a replay rather than applied twice. Under
+ * SERIALIZABLE the same contention would abort whole groups at commit.
+ * Deadlocks, serialization failures (CockroachDB always runs
+ * SERIALIZABLE), unique-key races and lost connections are retried with the
+ * group's decisions made afresh.
+ */
+import pg from 'pg';
+
+import { CHAIN_START, hashLine, sealLine, type ChainPosition } from '../audit/chain.ts';
+import type { AuditEvent } from '../audit/event.ts';
+import type { AuditSink } from '../audit/writer.ts';
+import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
+import type { StatementEntry } from '../protocol/messages.ts';
+import { decideMoney } from './ledger.ts';
+import type { Account, Ledger, MoneyKind, MoneyOutcome, MoneyRequest } from './ledger.ts';
+import { migrate } from './postgres-migrations.ts';
+
+/** What the node does at each step of a group commit (its audit files). */
+export type PostgresGroupHooks = {
+  /** Before COMMIT, with the group's audit events in chain order: throw to roll the group back. */
+  beforeCommit?: (events: AuditEvent[]) => void;
+  /** The group's transaction rolled back. */
+  afterRollback?: () => void;
+  /** The group committed; answers wait for the returned promise (the files' sync). */
+  afterCommit?: () => Promise<void>;
+};
+
+export type PostgresLedgerOptions = {
+  url: string;
+  /** This node's name in the shared audit table; each node keeps its own chain. */
+  nodeId: string;
+  auditKey: Buffer;
+  random?: RandomSource;
+  hooks?: PostgresGroupHooks;
+  /** Connections in the pool: one for the group in flight, the rest for logins and statements. */
+  poolSize?: number;
+  /** Reports errors of idle connections (PostgreSQL restarting, say); they never crash the node. */
+  onIdleError?: (error: Error) => void;
+};
+
+type AccountRow = {
+  id: string;
+  username: string;
+  password_hash: string;
+  balance_cents: string;
+  failed_logins: number;
+  locked_until: string | null;
+};
+
+type JournalRow = {
+  account_id: string;
+  tx_id: string;
+  kind: MoneyKind;
+  amount_cents: string;
+  status: Exclude<MoneyOutcome['status'], 'conflict'>;
+  balance_after_cents: string;
+};
+
+type Item =
+  | {
+      type: 'money';
+      request: MoneyRequest;
+      beforeCommit: (outcome: MoneyOutcome) => void;
+      resolve: (outcome: MoneyOutcome) => void;
+      reject: (error: unknown) => void;
+    }
+  | {
+      type: 'balance';
+      accountId: number;
+      beforeCommit: (balanceCents: number) => void;
+      resolve: (balanceCents: number) => void;
+      reject: (error: unknown) => void;
+    };
+
+/** Audit events given outside a money request, committed together with one group. */
+type EventBatch = { events: AuditEvent[]; done: Promise<void>; settle: (error?: unknown) => void };
+
+const MAX_ATTEMPTS = 6;
+/** Deadlock, serialization failure, unique-key race, connection lost or refused. */
+const RETRYABLE = new Set([
+  '40001',
+  '40P01',
+  '23505',
+  '57P01',
+  '08000',
+  '08003',
+  '08006',
+  'ECONNRESET',
+  'ECONNREFUSED',
+]);
+
+const LOCK_ACCOUNTS = 'SELECT id, balance_cents FROM accounts WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE';
+const FIND_TXS = `SELECT account_id, tx_id, kind, amount_cents, status, balance_after_cents FROM journal
+  WHERE account_id = ANY($1::bigint[]) AND tx_id = ANY($2::text[])`;
+const CHAIN_HEAD = 'SELECT seq, line FROM audit_lines WHERE node_id = $1 ORDER BY seq DESC LIMIT 1';
+/** One round trip for all of a group's writes. */
+const WRITE_GROUP = `WITH balances AS (
+    UPDATE accounts SET balance_cents = u.balance_cents
+    FROM unnest($1::bigint[], $2::bigint[]) AS u (id, balance_cents) WHERE accounts.id = u.id
+  ), entries AS (
+    INSERT INTO journal (account_id, tx_id, kind, amount_cents, status, balance_after_cents, created_at)
+    SELECT * FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::text[])
+  )
+  INSERT INTO audit_lines (node_id, seq, line) SELECT $10, s, l FROM unnest($11::bigint[], $12::text[]) AS a (s, l)`;
+
+function toAccount(row: AccountRow): Account {
+  return {
+    id: Number(row.id),
+    username: row.username,
+    passwordHash: row.password_hash,
+    balanceCents: Number(row.balance_cents),
+    failedLogins: row.failed_logins,
+    lockedUntil: row.locked_until === null ? null : Number(row.locked_until),
+  };
+}
+
+function errorCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
+}
+
+function batch(): EventBatch {
+  let settle: (error?: unknown) => void = () => {};
+  const done = new Promise<void>((resolve, reject) => {
+    settle = (error?: unknown) => (error === undefined ? resolve() : reject(error));
+  });
+  // Nobody may be waiting (a fire-and-forget record): never an unhandled rejection.
+  done.catch(() => undefined);
+  return { events: [], done, settle };
+}
+
+export class PostgresLedger implements Ledger {
+  /** Takes this node's audit events; the bank writes through it. */
+  readonly audit: AuditSink;
+  private queue: Item[] = [];
+  private pendingEvents = batch();
+  private inFlight: Promise<void> | null = null;
+  private scheduled = false;
+  /** Events staged by the group being decided; null outside a group. */
+  private staging: AuditEvent[] | null = null;
+  /** This node's chain head as last committed; null when it must be read again. */
+  private chain: ChainPosition | null = null;
+  private groups = 0;
+  private retries = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly options: PostgresLedgerOptions,
+  ) {
+    this.audit = {
+      stage: (event) => {
+        if (this.staging === null) throw new Error('an audit line can only be staged inside a ledger group');
+        this.staging.push(event);
+      },
+      write: (event) => {
+        if (this.closed) throw new Error('ledger is closed');
+        this.pendingEvents.events.push(event);
+        this.schedule();
+      },
+      flush: () => {
+        if (this.pendingEvents.events.length > 0) return this.pendingEvents.done;
+        return this.inFlight ?? Promise.resolve();
+      },
+    };
+  }
+
+  /** Connects, brings the schema up to date (refusing a newer one), and returns the ledger. */
+  static async open(options: PostgresLedgerOptions): Promise<PostgresLedger> {
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 6,
+      connectionTimeoutMillis: 5_000,
+      // Fail fast so the group can retry on a fresh connection (and the ATM on another node).
+      query_timeout: 10_000,
+    });
+    pool.on('error', (error) => options.onIdleError?.(error));
+    try {
+      await migrate(pool);
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      throw error;
+    }
+    return new PostgresLedger(pool, options);
+  }
+
+  get groupStats(): { groups: number; retries: number } {
+    return { groups: this.groups, retries: this.retries };
+  }
+
+  async createAccount(username: string, passwordHash: string, at: string): Promise<Account | null> {
+    const result = await this.pool.query<AccountRow>(
+      `INSERT INTO accounts (username, password_hash, created_at) VALUES ($1, $2, $3)
+       ON CONFLICT (username) DO NOTHING RETURNING *`,
+      [username, passwordHash, at],
+    );
+    const row = result.rows[0];
+    return row ? toAccount(row) : null;
+  }
+
+  async findAccount(username: string): Promise<Account | null> {
+    const result = await this.pool.query<AccountRow>('SELECT * FROM accounts WHERE username = $1', [username]);
+    const row = result.rows[0];
+    return row ? toAccount(row) : null;
+  }
+
+  /** Counted in the shared row, so failures on every node add up to one lockout. */
+  async recordLoginFailure(
+    accountId: number,
+    lockUntil: (failures: number) => number | null,
+  ): Promise<{ failures: number; lockedUntil: number | null }> {
+    return this.inTransaction(async (client) => {
+      const counted = await client.query<{ failed_logins: number; locked_until: string | null }>(
+        'UPDATE accounts SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins, locked_until',
+        [accountId],
+      );
+      const row = counted.rows[0];
+      if (!row) return { failures: 0, lockedUntil: null };
+      const until = lockUntil(row.failed_logins);
+      if (until === null) {
+        return {
+          failures: row.failed_logins,
+          lockedUntil: row.locked_until === null ? null : Number(row.locked_until),
+        };
+      }
+      await client.query('UPDATE accounts SET failed_logins = 0, locked_until = $1 WHERE id = $2', [until, accountId]);
+      return { failures: row.failed_logins, lockedUntil: until };
+    });
+  }
+
+  async recordLoginSuccess(accountId: number): Promise<void> {
+    await this.pool.query(
+      `UPDATE accounts SET failed_logins = 0, locked_until = NULL
+       WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)`,
+      [accountId],
+    );
+  }
+
+  applyMoney(request: MoneyRequest, beforeCommit: (outcome: MoneyOutcome) => void): Promise<MoneyOutcome> {
+    return new Promise((resolve, reject) => {
+      this.enqueue({ type: 'money', request, beforeCommit, resolve, reject });
+    });
+  }
+
+  /** Read inside the next group's transaction, so its audit line commits with the group's. */
+  balance(accountId: number, beforeCommit: (balanceCents: number) => void = () => {}): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.enqueue({ type: 'balance', accountId, beforeCommit, resolve, reject });
+    });
+  }
+
+  async statement(accountId: number, limit: number): Promise<StatementEntry[]> {
+    const result = await this.pool.query<{
+      created_at: string;
+      kind: MoneyKind;
+      amount_cents: string;
+      balance_after_cents: string;
+    }>(
+      `SELECT created_at, kind, amount_cents, balance_after_cents FROM journal
+       WHERE account_id = $1 AND status = 'applied' ORDER BY id DESC LIMIT $2`,
+      [accountId, limit],
+    );
+    return result.rows.map((row) => ({
+      at: row.created_at,
+      kind: row.kind,
+      amountCents: Number(row.amount_cents),
+      balanceAfterCents: Number(row.balance_after_cents),
+    }));
+  }
+
+  async close(): Promise<void> {
+    // Everything already asked for still commits.
+    while (this.inFlight || this.scheduled || this.queue.length > 0 || this.pendingEvents.events.length > 0) {
+      if (!this.inFlight && !this.scheduled) this.schedule();
+      await (this.inFlight ?? new Promise((resolve) => setImmediate(resolve))).catch(() => undefined);
+    }
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  private enqueue(item: Item): void {
+    if (this.closed) {
+      item.reject(new Error('ledger is closed'));
+      return;
+    }
+    this.queue.push(item);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight) return;
+    this.scheduled = true;
+    // After the event loop has read every ready socket, so they all join this group.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.startGroup();
+    });
+  }
+
+  private startGroup(): void {
+    const items = this.queue;
+    const events = this.pendingEvents;
+    this.queue = [];
+    this.pendingEvents = batch();
+    if (items.length === 0 && events.events.length === 0) {
+      events.settle();
+      return;
+    }
+    this.groups += 1;
+    const group = this.commitWithRetries(items, events.events).then(
+      (settle) => {
+        events.settle();
+        settle();
+      },
+      (error: unknown) => {
+        events.settle(error);
+        for (const item of items) item.reject(error);
+      },
+    );
+    this.inFlight = group.finally(() => {
+      this.inFlight = null;
+      if (this.queue.length > 0 || this.pendingEvents.events.length > 0) this.schedule();
+    });
+  }
+
+  /** Commits the group, retrying what PostgreSQL says may be retried; returns how to answer its members. */
+  private async commitWithRetries(items: Item[], events: AuditEvent[]): Promise<() => void> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.commitOnce(items, events);
+      } catch (error) {
+        if (!RETRYABLE.has(errorCode(error) ?? '') || attempt >= MAX_ATTEMPTS) throw error;
+        this.retries += 1;
+        // Back off a little, at random, so two nodes that collided do not collide again.
+        await new Promise((resolve) => setTimeout(resolve, 5 * attempt + Math.random() * 20 * attempt));
+      }
+    }
+  }
+
+  private async commitOnce(items: Item[], given: AuditEvent[]): Promise<() => void> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      try {
+        const decided = await this.decideGroup(client, items, given);
+        // The node's files get the lines just before COMMIT: a failed write rolls the group back.
+        this.options.hooks?.beforeCommit?.(decided.events);
+        await client.query('COMMIT');
+        this.chain = decided.chain;
+        const filesSynced = this.options.hooks?.afterCommit?.() ?? Promise.resolve();
+        await filesSynced;
+        return decided.answer;
+      } catch (error) {
+        this.chain = null;
+        await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+        });
+        this.options.hooks?.afterRollback?.();
+        throw error;
+      }
+    } finally {
+      // A connection whose rollback failed is dropped, not handed to the next group.
+      client.release(broken);
+    }
+  }
+
+  /**
+   * Inside the group's transaction: locks the accounts, decides every member
+   * against the running balances (a later member sees an earlier one's
+   * movement), seals the audit lines and writes everything in one statement.
+   */
+  private async decideGroup(
+    client: pg.PoolClient,
+    items: Item[],
+    given: AuditEvent[],
+  ): Promise<{ events: AuditEvent[]; chain: ChainPosition; answer: () => void }> {
+    const accountIds = [
+      ...new Set(items.map((item) => (item.type === 'money' ? item.request.accountId : item.accountId))),
+    ];
+    const locked = await client.query<{ id: string; balance_cents: string }>(LOCK_ACCOUNTS, [accountIds]);
+    const balances = new Map(locked.rows.map((row) => [Number(row.id), Number(row.balance_cents)]));
+    const moneyItems = items.flatMap((item) => (item.type === 'money' ? [item] : []));
+    const previous = new Map<string, JournalRow>();
+    if (moneyItems.length > 0) {
+      const found = await client.query<JournalRow>(FIND_TXS, [
+        [...new Set(moneyItems.map((item) => item.request.accountId))],
+        [...new Set(moneyItems.map((item) => item.request.txId))],
+      ]);
+      for (const row of found.rows) previous.set(`${row.account_id}:${row.tx_id}`, row);
+    }
+
+    const journal: Array<[number, string, MoneyKind, number, string, number, string]> = [];
+    const answers: Array<() => void> = [];
+    const staged = [...given];
+    this.staging = staged;
+    try {
+      for (const item of items) {
+        if (item.type === 'balance') {
+          const balance = balances.get(item.accountId);
+          // An unknown account fails its own inquiry, not the whole group.
+          if (balance === undefined) {
+            answers.push(() => item.reject(new Error('unknown account')));
+            continue;
+          }
+          item.beforeCommit(balance);
+          answers.push(() => item.resolve(balance));
+          continue;
+        }
+        const { request } = item;
+        const key = `${request.accountId}:${request.txId}`;
+        const seen = previous.get(key);
+        if (seen) {
+          const outcome: MoneyOutcome =
+            seen.kind !== request.kind || Number(seen.amount_cents) !== request.amountCents
+              ? { status: 'conflict' }
+              : { status: seen.status, balanceCents: Number(seen.balance_after_cents), replayed: true };
+          answers.push(() => item.resolve(outcome));
+          continue;
+        }
+        const balance = balances.get(request.accountId);
+        if (balance === undefined) {
+          answers.push(() => item.reject(new Error('account vanished')));
+          continue;
+        }
+        const outcome = decideMoney(balance, request);
+        balances.set(request.accountId, outcome.balanceCents);
+        journal.push([
+          request.accountId,
+          request.txId,
+          request.kind,
+          request.amountCents,
+          outcome.status,
+          outcome.balanceCents,
+          request.at,
+        ]);
+        previous.set(key, {
+          account_id: String(request.accountId),
+          tx_id: request.txId,
+          kind: request.kind,
+          amount_cents: String(request.amountCents),
+          status: outcome.status,
+          balance_after_cents: String(outcome.balanceCents),
+        });
+        item.beforeCommit(outcome);
+        answers.push(() => item.resolve(outcome));
+      }
+    } finally {
+      this.staging = null;
+    }
+
+    let position = this.chain ?? (await this.readChainHead(client));
+    const sequence: number[] = [];
+    const lines: string[] = [];
+    for (const event of staged) {
+      const sealed = sealLine(this.options.auditKey, position, event, this.options.random ?? secureRandom);
+      sequence.push(sealed.next.lineNumber);
+      lines.push(sealed.line);
+      position = sealed.next;
+    }
+    const changed = new Map<number, number>();
+    for (const [accountId, , , , status, balanceAfter] of journal) {
+      if (status === 'applied') changed.set(accountId, balanceAfter);
+    }
+    if (journal.length > 0 || lines.length > 0) {
+      const column = <T>(index: number): T[] => journal.map((row) => row[index] as T);
+      await client.query(WRITE_GROUP, [
+        [...changed.keys()],
+        [...changed.values()],
+        column<number>(0),
+        column<string>(1),
+        column<string>(2),
+        column<number>(3),
+        column<string>(4),
+        column<number>(5),
+        column<string>(6),
+        this.options.nodeId,
+        sequence,
+        lines,
+      ]);
+    }
+    return { events: staged, chain: position, answer: () => answers.forEach((answer) => answer()) };
+  }
+
+  private async readChainHead(client: pg.PoolClient): Promise<ChainPosition> {
+    const head = await client.query<{ seq: string; line: string }>(CHAIN_HEAD, [this.options.nodeId]);
+    const row = head.rows[0];
+    return row ? { lineNumber: Number(row.seq), previousHash: hashLine(row.line) } : CHAIN_START;
+  }
+
+  private async inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      try {
+        const result = await work(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+          broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+        });
+        throw error;
+      }
+    } finally {
+      client.release(broken);
+    }
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * The ledger suite, run against both backends: embedded SQLite and
+ * PostgreSQL (the latter when TEST_POSTGRES_URL is set, as CI does).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+
+import type { MoneyRequest } from '../../server/ledger.ts';
+import { BACKENDS, type OpenedLedger, type TestHooks } from './ledger-backends.ts';
+
+const at = '2026-01-01T00:00:00Z';
+const ignore = (): void => {};
+
+describe.each(BACKENDS)('ledger on $name', (backend) => {
+  let opened: OpenedLedger | null = null;
+  afterEach(async () => {
+    await opened?.close();
+    opened = null;
+  });
+
+  async function withAccount(hooks: TestHooks = {}): Promise<OpenedLedger & { accountId: number }> {
+    opened = await backend.open(hooks);
+    const account = await opened.ledger.createAccount('grace', 'hash', at);
+    if (!account) throw new Error('no account');
+    return { ...opened, accountId: account.id };
+  }
+
+  const request = (
+    accountId: number,
+    txId: string,
+    kind: 'deposit' | 'withdraw',
+    amountCents: number,
+  ): MoneyRequest => ({
+    accountId,
+    txId,
+    kind,
+    amountCents,
+    at,
+  });
+
+  it.skipIf(backend.skip)('commits many concurrent movements in a few group transactions', async () => {
+    const { ledger, accountId } = await withAccount();
+    const before = ledger.groupStats.groups;
+    const outcomes = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => ledger.applyMoney(request(accountId, `tx-${i}`, 'deposit', 100), ignore)),
+    );
+    expect(outcomes.every((outcome) => outcome.status === 'applied')).toBe(true);
+    expect(await ledger.balance(accountId)).toBe(20_000);
+    expect(ledger.groupStats.groups - before).toBeLessThanOrEqual(3);
+  });
+
+  it.skipIf(backend.skip)(
+    'commits none of a group when its audit lines cannot be written, and answers every member with the failure',
+    async () => {
+      let diskFull = false;
+      let rolledBack = 0;
+      const { ledger, accountId, journalTxIds } = await withAccount({
+        beforeCommit: () => {
+          if (diskFull) throw new Error('no space left on device');
+        },
+        afterRollback: () => (rolledBack += 1),
+      });
+      const move = (n: number) => ledger.applyMoney(request(accountId, `tx-group-${n}`, 'deposit', n * 100), ignore);
+      await move(1);
+      diskFull = true;
+      const results = await Promise.allSettled([move(2), move(3), move(4)]);
+      expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected', 'rejected']);
+      expect(rolledBack).toBe(1);
+      diskFull = false;
+      expect(await ledger.balance(accountId)).toBe(100);
+      expect(await journalTxIds()).toEqual(['tx-group-1']);
+      // The same transaction ids go through once the disk has room again.
+      await Promise.all([move(2), move(3), move(4)]);
+      expect(await ledger.balance(accountId)).toBe(1_000);
+    },
+  );
+
+  it.skipIf(backend.skip)('reads balances inside the group, running their hooks before the group commits', async () => {
+    const steps: string[] = [];
+    const { ledger, accountId } = await withAccount({ beforeCommit: () => steps.push('commit') });
+    steps.length = 0;
+    const groupsBefore = ledger.groupStats.groups;
+    const [deposit, balance, unknown] = await Promise.allSettled([
+      ledger.applyMoney(request(accountId, 'tx-with-reads', 'deposit', 250), () => steps.push('deposit')),
+      ledger.balance(accountId, (cents) => steps.push(`balance ${cents}`)),
+      ledger.balance(accountId + 1000, () => steps.push('never')),
+    ]);
+    // One group: the read sees the deposit before it, and its hook runs inside the transaction.
+    expect(ledger.groupStats.groups - groupsBefore).toBe(1);
+    expect(steps).toEqual(['deposit', 'balance 250', 'commit']);
+    expect(deposit.status).toBe('fulfilled');
+    expect(balance).toEqual({ status: 'fulfilled', value: 250 });
+    // An unknown account fails its own inquiry, not the group around it.
+    expect(unknown.status).toBe('rejected');
+  });
+
+  it.skipIf(backend.skip)('answers a repeated transaction id inside the same group as a replay', async () => {
+    const { ledger, accountId } = await withAccount();
+    await ledger.applyMoney(request(accountId, 'tx-seed', 'deposit', 100), ignore);
+    const twice = request(accountId, 'tx-twice-same-group', 'withdraw', 100);
+    const [first, second] = await Promise.all([ledger.applyMoney(twice, ignore), ledger.applyMoney(twice, ignore)]);
+    expect(first).toEqual({ status: 'applied', balanceCents: 0, replayed: false });
+    expect(second).toEqual({ status: 'applied', balanceCents: 0, replayed: true });
+  });
+
+  it.skipIf(backend.skip)(
+    'answers a retry with the original outcome, refusals included, and a reused id for another request as a conflict',
+    async () => {
+      const { ledger, accountId, journalTxIds } = await withAccount();
+      const overdraft = request(accountId, 'tx-overdraft', 'withdraw', 500);
+      expect(await ledger.applyMoney(overdraft, ignore)).toEqual({
+        status: 'insufficient_funds',
+        balanceCents: 0,
+        replayed: false,
+      });
+      await ledger.applyMoney(request(accountId, 'tx-fund', 'deposit', 1_000), ignore);
+      // Funds arrived since, but the retry of the refused request is still the refusal, not a withdrawal.
+      expect(await ledger.applyMoney(overdraft, ignore)).toEqual({
+        status: 'insufficient_funds',
+        balanceCents: 0,
+        replayed: true,
+      });
+      expect(await ledger.applyMoney({ ...overdraft, amountCents: 499 }, ignore)).toEqual({ status: 'conflict' });
+      expect(await ledger.balance(accountId)).toBe(1_000);
+      expect(await journalTxIds()).toEqual(['tx-overdraft', 'tx-fund']);
+    },
+  );
+
+  it.skipIf(backend.skip)('calls a movement hook only for a fresh request, never for a replay', async () => {
+    const { ledger, accountId } = await withAccount();
+    const seen: string[] = [];
+    const deposit = request(accountId, 'tx-hooked', 'deposit', 100);
+    await ledger.applyMoney(deposit, (outcome) => seen.push(outcome.status));
+    await ledger.applyMoney(deposit, (outcome) => seen.push(`again ${outcome.status}`));
+    expect(seen).toEqual(['applied']);
+  });
+
+  it.skipIf(backend.skip)('refuses a negative balance in the schema itself', async () => {
+    const { forceBalance, accountId } = await withAccount();
+    await expect(forceBalance(accountId, -1)).rejects.toThrow(/check constraint/i);
+  });
+
+  it.skipIf(backend.skip)('refuses a second account with a taken username', async () => {
+    const { ledger } = await withAccount();
+    expect(await ledger.createAccount('grace', 'other-hash', at)).toBeNull();
+    expect((await ledger.findAccount('grace'))?.passwordHash).toBe('hash');
+    expect(await ledger.findAccount('nobody')).toBeNull();
+  });
+
+  it.skipIf(backend.skip)('counts login failures, locks at the threshold and resets on success', async () => {
+    const { ledger, accountId } = await withAccount();
+    const lockAtThree = (failures: number): number | null => (failures >= 3 ? 9_999 : null);
+    expect(await ledger.recordLoginFailure(accountId, lockAtThree)).toEqual({ failures: 1, lockedUntil: null });
+    expect(await ledger.recordLoginFailure(accountId, lockAtThree)).toEqual({ failures: 2, lockedUntil: null });
+    expect(await ledger.recordLoginFailure(accountId, lockAtThree)).toEqual({ failures: 3, lockedUntil: 9_999 });
+    expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 0, lockedUntil: 9_999 });
+    await ledger.recordLoginSuccess(accountId);
+    expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 0, lockedUntil: null });
+  });
+
+  it.skipIf(backend.skip)('lists applied movements newest first, leaving refusals out', async () => {
+    const { ledger, accountId } = await withAccount();
+    await ledger.applyMoney(request(accountId, 'tx-1', 'deposit', 1_000), ignore);
+    await ledger.applyMoney(request(accountId, 'tx-2', 'withdraw', 5_000), ignore);
+    await ledger.applyMoney(request(accountId, 'tx-3', 'withdraw', 300), ignore);
+    expect(await ledger.statement(accountId, 10)).toEqual([
+      { at, kind: 'withdraw', amountCents: 300, balanceAfterCents: 700 },
+      { at, kind: 'deposit', amountCents: 1_000, balanceAfterCents: 1_000 },
+    ]);
+    expect(await ledger.statement(accountId, 1)).toHaveLength(1);
+  });
+});

@@ -1,0 +1,166 @@
+/**
+ * What only the PostgreSQL ledger does: versioned migrations, each node's
+ * audit chain committed with the money, and several nodes on one database.
+ * (The shared suite runs against it in ledger.test.ts.)
+ */
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { openLine, CHAIN_START } from '../../audit/chain.ts';
+import type { AuditEvent } from '../../audit/event.ts';
+import type { MoneyRequest } from '../../server/ledger.ts';
+import { loadMigrations, migrate } from '../../server/postgres-migrations.ts';
+import type { PostgresLedger } from '../../server/postgres-ledger.ts';
+import { SKIP_POSTGRES_REASON, createTestDatabase, queryRows, type TestDatabase } from '../postgres.ts';
+import { AUDIT_KEY, openPostgresLedger } from './ledger-backends.ts';
+
+const at = '2026-01-01T00:00:00Z';
+
+function event(outcome: string): AuditEvent {
+  return { at, atm: 1, user: 'grace', action: 'deposit', amountCents: 100, outcome };
+}
+
+/** Reads a node's chain from the database and opens every line, failing on the first bad one. */
+async function chainEvents(url: string, nodeId: string): Promise<AuditEvent[]> {
+  const rows = await queryRows<{ seq: string; line: string }>(
+    url,
+    'SELECT seq, line FROM audit_lines WHERE node_id = $1 ORDER BY seq',
+    [nodeId],
+  );
+  let position = CHAIN_START;
+  return rows.map((row) => {
+    const opened = openLine(AUDIT_KEY, position, row.line);
+    if (!opened.ok) throw new Error(`chain ${nodeId} broken at ${row.seq}: ${opened.reason}`);
+    position = opened.next;
+    return opened.event;
+  });
+}
+
+describe.skipIf(SKIP_POSTGRES_REASON)('PostgresLedger', () => {
+  let database: TestDatabase | null = null;
+  const ledgers: PostgresLedger[] = [];
+  afterEach(async () => {
+    await Promise.all(ledgers.splice(0).map((ledger) => ledger.close()));
+    await database?.drop();
+    database = null;
+  });
+
+  async function node(nodeId: string, hooks = {}): Promise<PostgresLedger> {
+    database ??= await createTestDatabase();
+    const ledger = await openPostgresLedger(database.url, { nodeId, hooks });
+    ledgers.push(ledger);
+    return ledger;
+  }
+
+  it('applies every migration once, records its version, and refuses a schema newer than it knows', async () => {
+    database = await createTestDatabase();
+    const pool = new pg.Pool({ connectionString: database.url });
+    try {
+      const newest = loadMigrations().length;
+      // Two nodes starting at the same moment both come up on one schema.
+      expect(await Promise.all([migrate(pool), migrate(pool)])).toEqual([newest, newest]);
+      expect((await pool.query('SELECT version FROM schema_migrations ORDER BY version')).rows).toEqual(
+        loadMigrations().map((migration) => ({ version: migration.version })),
+      );
+      await pool.query("INSERT INTO schema_migrations (version, name) VALUES ($1, 'from-the-future')", [newest + 1]);
+      await expect(migrate(pool)).rejects.toMatchObject({ name: 'SchemaError', code: 'ERR_SCHEMA_NEWER' });
+      await expect(migrate(pool)).rejects.toThrow(/newer than this node knows/);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('commits each group with its audit lines, chained per node, and neither without the other', async () => {
+    let diskFull = false;
+    const ledger = await node('node-a', {
+      beforeCommit: () => {
+        if (diskFull) throw new Error('no space left on device');
+      },
+    });
+    const account = await ledger.createAccount('grace', 'hash', at);
+    const accountId = account?.id ?? 0;
+    const deposit = (txId: string) =>
+      ledger.applyMoney({ accountId, txId, kind: 'deposit', amountCents: 100, at }, (outcome) =>
+        ledger.audit.stage(event(`${txId} ${outcome.status}`)),
+      );
+    ledger.audit.write(event('login'));
+    await Promise.all([deposit('tx-1'), deposit('tx-2')]);
+    diskFull = true;
+    await expect(deposit('tx-3')).rejects.toThrow(/no space/);
+    diskFull = false;
+    await deposit('tx-4');
+    await ledger.audit.flush();
+    expect((await chainEvents(database!.url, 'node-a')).map((e) => e.outcome)).toEqual([
+      'login',
+      'tx-1 applied',
+      'tx-2 applied',
+      'tx-4 applied',
+    ]);
+    expect(await ledger.balance(accountId)).toBe(300);
+  });
+
+  it('continues a node chain after a restart and keeps each node on its own chain', async () => {
+    const first = await node('node-a');
+    first.audit.write(event('one'));
+    await first.audit.flush();
+    await first.close();
+    ledgers.splice(ledgers.indexOf(first), 1);
+    const again = await node('node-a');
+    const other = await node('node-b');
+    again.audit.write(event('two'));
+    other.audit.write(event('elsewhere'));
+    await Promise.all([again.audit.flush(), other.audit.flush()]);
+    expect((await chainEvents(database!.url, 'node-a')).map((e) => e.outcome)).toEqual(['one', 'two']);
+    expect((await chainEvents(database!.url, 'node-b')).map((e) => e.outcome)).toEqual(['elsewhere']);
+  });
+
+  it('never lets two nodes racing 40 withdrawals take a balance below zero; ledger and audit agree', async () => {
+    const [a, b] = [await node('node-a'), await node('node-b')];
+    const account = await a.createAccount('grace', 'hash', at);
+    const accountId = account?.id ?? 0;
+    await a.applyMoney({ accountId, txId: 'fund', kind: 'deposit', amountCents: 2_500, at }, () => {});
+    const withdraw = (ledger: PostgresLedger, i: number) => {
+      const request: MoneyRequest = { accountId, txId: `w-${i}`, kind: 'withdraw', amountCents: 100, at };
+      return ledger.applyMoney(request, (outcome) => ledger.audit.stage(event(`w-${i} ${outcome.status}`)));
+    };
+    const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => withdraw(i % 2 === 0 ? a : b, i)));
+    const applied = outcomes.filter((outcome) => outcome.status === 'applied').length;
+    expect(applied).toBe(25);
+    expect(outcomes.filter((outcome) => outcome.status === 'insufficient_funds')).toHaveLength(15);
+    expect(await a.balance(accountId)).toBe(0);
+    const audited = [...(await chainEvents(database!.url, 'node-a')), ...(await chainEvents(database!.url, 'node-b'))];
+    expect(audited.filter((e) => e.outcome.endsWith(' applied'))).toHaveLength(applied);
+    const journal = await queryRows<{ n: string }>(
+      database!.url,
+      "SELECT count(*) AS n FROM journal WHERE kind = 'withdraw' AND status = 'applied'",
+    );
+    expect(Number(journal[0]?.n)).toBe(applied);
+  });
+
+  it('applies a transaction id sent to two nodes at once exactly once; the other answer is a replay', async () => {
+    const [a, b] = [await node('node-a'), await node('node-b')];
+    const account = await a.createAccount('grace', 'hash', at);
+    const accountId = account?.id ?? 0;
+    const request: MoneyRequest = { accountId, txId: 'sent-twice', kind: 'deposit', amountCents: 700, at };
+    for (let round = 0; round < 5; round += 1) {
+      const txId = `sent-twice-${round}`;
+      const outcomes = await Promise.all([
+        a.applyMoney({ ...request, txId }, () => {}),
+        b.applyMoney({ ...request, txId }, () => {}),
+      ]);
+      expect(outcomes.map((outcome) => outcome.status === 'applied' && outcome.replayed).sort()).toEqual([false, true]);
+    }
+    expect(await b.balance(accountId)).toBe(3_500);
+  });
+
+  it('counts login failures on every node in one shared counter', async () => {
+    const [a, b] = [await node('node-a'), await node('node-b')];
+    const account = await a.createAccount('grace', 'hash', at);
+    const accountId = account?.id ?? 0;
+    const lockAtFive = (failures: number): number | null => (failures >= 5 ? 123_456 : null);
+    const results = [];
+    for (let i = 0; i < 5; i += 1) results.push(await (i % 2 === 0 ? a : b).recordLoginFailure(accountId, lockAtFive));
+    expect(results.map((result) => result.failures)).toEqual([1, 2, 3, 4, 5]);
+    expect(await b.findAccount('grace')).toMatchObject({ lockedUntil: 123_456 });
+  });
+});
