@@ -1,6 +1,6 @@
-import { runAuditCli } from './cli.ts';
+import { runAuditCommand } from './cli.ts';
 
-process.exitCode = runAuditCli(
+process.exitCode = await runAuditCommand(
   process.argv.slice(2),
   (line) => console.log(line),
   (line) => console.error(line),

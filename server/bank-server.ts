@@ -4,17 +4,20 @@
  * listens is `main.ts`, through `startBankServer`.
  */
 import net from 'node:net';
+import path from 'node:path';
 import { PerformanceObserver, createHistogram } from 'node:perf_hooks';
 
-import { AuditWriter } from '../audit/writer.ts';
+import { AuditWriter, type AuditSink } from '../audit/writer.ts';
 import { readAuditKey, readBankAuth } from '../runtime/key-files.ts';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import { DEFAULT_MAX_FRAME_BODY } from '../protocol/frame.ts';
 import { Bank, type Clock } from './bank.ts';
 import { BankConnection, type ConnectionLimits } from './connection.ts';
-import { prepareDataDir } from './data-dir.ts';
+import { LEDGER_FILE, nodeId, prepareDataDir } from './data-dir.ts';
 import { silentLogger, type Logger } from '../runtime/logger.ts';
 import { inlineHasher, processHasher } from './password-hasher.ts';
+import type { Ledger } from './ledger.ts';
+import { PostgresLedger } from './postgres-ledger.ts';
 import { SqliteLedger } from './sqlite-ledger.ts';
 
 export type BankLimits = ConnectionLimits & {
@@ -43,6 +46,13 @@ export type BankServerOptions = {
   clock?: Clock;
   random?: RandomSource;
   logger?: Logger;
+  /**
+   * `postgres://...` to keep the ledger (and each node's audit chain) in
+   * PostgreSQL, shared with other nodes; default: SQLite in the data dir.
+   */
+  ledgerUrl?: string;
+  /** This node's name in the shared audit table (default: `node.id` in the data dir). */
+  nodeId?: string;
   /** Hash passwords in a low-priority child process (the commands do; tests need not). */
   isolatePasswordHashing?: boolean;
 };
@@ -78,15 +88,9 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   const limits: BankLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const paths = prepareDataDir(options.dataDir, random);
   const terminalKey = readBankAuth(paths.bankAuth);
-  const { writer: audit, tornBytes } = AuditWriter.open(paths.dir, readAuditKey(paths.auditKey), random);
-  // A money group's audit lines are written just before it commits (a failed
-  // write rolls the group back) and start syncing the moment it commits,
-  // alongside the WAL's sync.
-  const ledger = new SqliteLedger(paths.ledger, {
-    beforeCommit: () => audit.writeStaged(),
-    afterRollback: () => audit.discardStaged(),
-    afterCommit: () => void audit.flush().catch(() => undefined),
-  });
+  const auditKey = readAuditKey(paths.auditKey);
+  const { writer: files, tornBytes } = AuditWriter.open(paths.dir, auditKey, random);
+  const { ledger, audit } = await openLedger(options, files, auditKey, random, logger);
   const cost = options.bcryptCost ?? DEFAULT_BCRYPT_COST;
   const passwords = options.isolatePasswordHashing ? processHasher(cost) : inlineHasher(cost);
   const bank = new Bank({ ledger, audit, clock, passwords });
@@ -155,12 +159,57 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
         await Promise.all([...connections].map((connection) => connection.drain()));
         await stopped;
         bank.record(system, 'bank_stop', 'ok');
-        await audit.close();
-        await ledger.close();
+        // The PostgreSQL ledger commits the last audit lines (and hands them to the files) as it closes.
+        if (ledger instanceof PostgresLedger) await ledger.close();
+        await files.close();
+        if (!(ledger instanceof PostgresLedger)) await ledger.close();
         await passwords.close();
         gcObserver.disconnect();
       })();
       return closing;
     },
   };
+}
+
+/**
+ * The ledger and the sink the bank audits through. With SQLite the bank
+ * writes the files itself and the ledger writes them just before each group
+ * commits; with PostgreSQL every audit line goes through the ledger's groups
+ * (into this node's chain in the database, in the same transaction as the
+ * money), and the files get the same events just before each COMMIT.
+ */
+async function openLedger(
+  options: BankServerOptions,
+  files: AuditWriter,
+  auditKey: Buffer,
+  random: RandomSource,
+  logger: Logger,
+): Promise<{ ledger: Ledger; audit: AuditSink }> {
+  if (options.ledgerUrl === undefined) {
+    // A money group's audit lines are written just before it commits (a failed
+    // write rolls the group back) and start syncing the moment it commits,
+    // alongside the WAL's sync.
+    const ledger = new SqliteLedger(path.join(options.dataDir, LEDGER_FILE), {
+      beforeCommit: () => files.writeStaged(),
+      afterRollback: () => files.discardStaged(),
+      afterCommit: () => void files.flush().catch(() => undefined),
+    });
+    return { ledger, audit: files };
+  }
+  const ledger = await PostgresLedger.open({
+    url: options.ledgerUrl,
+    nodeId: nodeId(options.dataDir, random, options.nodeId),
+    auditKey,
+    random,
+    hooks: {
+      beforeCommit: (events) => {
+        for (const event of events) files.stage(event);
+        files.writeStaged();
+      },
+      afterRollback: () => files.discardStaged(),
+      afterCommit: () => files.flush(),
+    },
+    onIdleError: (error) => logger.warn({ action: 'ledger', outcome: error.message }, 'PostgreSQL connection lost'),
+  });
+  return { ledger, audit: ledger.audit };
 }

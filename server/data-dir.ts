@@ -5,6 +5,7 @@
  *   audit.key       the audit log key, never used for anything else (0600)
  *   ledger.db       the SQLite ledger (0600, plus its -wal and -shm files)
  *   audit/          the plaintext and encrypted audit logs
+ *   node.id         this node's name in a shared PostgreSQL ledger's audit table
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,6 +20,8 @@ import {
 } from '../runtime/key-files.ts';
 
 export const LEDGER_FILE = 'ledger.db';
+export const NODE_ID_FILE = 'node.id';
+const NODE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 export type DataDirPaths = { dir: string; bankAuth: string; auditKey: string; ledger: string };
 
@@ -34,4 +37,19 @@ export function prepareDataDir(dir: string, random: RandomSource): DataDirPaths 
   createSecretFile(paths.bankAuth, encodeBankAuth(random(KEY_BYTES)));
   createSecretFile(paths.auditKey, encodeAuditKey(random(KEY_BYTES)));
   return paths;
+}
+
+/**
+ * This node's stable name among the nodes sharing a PostgreSQL ledger: the
+ * one given, else the one in `node.id`, else a new random one written there
+ * (so a restarted node continues its own audit chain).
+ */
+export function nodeId(dir: string, random: RandomSource, given?: string): string {
+  const file = path.join(dir, NODE_ID_FILE);
+  const id =
+    given ?? (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : `node-${random(6).toString('hex')}`);
+  if (!NODE_ID_PATTERN.test(id))
+    throw new Error(`a node id is 1 to 64 of A-Z a-z 0-9 _ . : - (got ${JSON.stringify(id)})`);
+  if (!fs.existsSync(file)) fs.writeFileSync(file, `${id}\n`, { mode: 0o600 });
+  return id;
 }

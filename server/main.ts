@@ -1,5 +1,6 @@
 /**
  * `npm run bank -- [--host 127.0.0.1] [--port 65432] [--data-dir ./data] [--bcrypt-cost 12]`
+ *   [--ledger postgres://USER@HOST:PORT/DB] [--node-id NAME]
  *   plus the denial-of-service limits (defaults in DEFAULT_LIMITS, documented in SECURITY.md):
  *   [--max-frame-bytes 4096] [--handshake-timeout-ms 5000] [--idle-timeout-ms 600000]
  *   [--max-connections 1024] [--max-handshaking 128] [--max-sessions-per-connection 1000]
@@ -13,6 +14,7 @@ import { formatServiceReport } from './service-report.ts';
 
 const USAGE =
   'usage: npm run bank -- [--host 127.0.0.1] [--port 65432] [--data-dir ./data] [--bcrypt-cost 12] ' +
+  '[--ledger postgres://USER@HOST:PORT/DB] [--node-id NAME] ' +
   '[--max-frame-bytes N] [--handshake-timeout-ms N] [--idle-timeout-ms N] [--max-connections N] ' +
   '[--max-handshaking N] [--max-sessions-per-connection N]';
 
@@ -33,6 +35,13 @@ const LIMIT_FLAGS: Array<[string, keyof BankLimits, number, number]> = [
   ['max-sessions-per-connection', 'maxSessionsPerConnection', 1, 100_000],
 ];
 
+/** Only PostgreSQL URLs; the URL itself is never printed, since it may hold a password. */
+function ledgerUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!/^postgres(ql)?:\/\//.test(value)) throw new Error('--ledger must be a postgres:// or postgresql:// URL');
+  return value;
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -40,6 +49,8 @@ async function main(): Promise<void> {
       port: { type: 'string', default: '65432' },
       'data-dir': { type: 'string', default: './data' },
       'bcrypt-cost': { type: 'string', default: String(DEFAULT_BCRYPT_COST) },
+      ledger: { type: 'string' },
+      'node-id': { type: 'string' },
       ...Object.fromEntries(
         LIMIT_FLAGS.map(([flag, field]) => [flag, { type: 'string' as const, default: String(DEFAULT_LIMITS[field]) }]),
       ),
@@ -57,6 +68,8 @@ async function main(): Promise<void> {
     dataDir: text('data-dir'),
     bcryptCost: whole('bcrypt-cost', text('bcrypt-cost'), 4, 31),
     limits,
+    ledgerUrl: ledgerUrl(values.ledger),
+    nodeId: values['node-id'],
     isolatePasswordHashing: true,
     logger,
   });
