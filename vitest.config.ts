@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+// `npm test`. Several tests start real processes (the bank, ATMs) and the
+// machine they run on may be busy: a generous deadline still catches a hang
+// without failing a slow start. Speed is measured by `npm run bench`, not here.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+  },
+});
