@@ -1,15 +1,17 @@
 /**
- * The ATM side of the protocol over a real socket: connect and handshake,
- * then pipelined requests on the connection's own session (signup, login,
+ * The ATM side of the protocol: connect and handshake
+ * (`perform-handshake.ts`), then typed, pipelined calls over the secure
+ * channel (`channel.ts`) on the connection's own session (signup, login,
  * ping) and on customer sessions. Responses are verified exactly as the bank
  * verifies requests; any failure ends the connection and rejects everything
  * pending with ERR_CONNECTION_CLOSED.
  */
 import net from 'node:net';
 
+import { SecureChannel, type SessionId } from './channel.ts';
 import { KEY_BYTES, secureRandom, wipe, type RandomSource } from './crypto.ts';
-import { BankError, GENERIC_PROTOCOL_FAILURE, ProtocolError } from './errors.ts';
-import { DEFAULT_MAX_FRAME_BODY, encodeFrame, FrameType, type Frame } from './frame.ts';
+import { BankError, ProtocolError } from './errors.ts';
+import { DEFAULT_MAX_FRAME_BODY } from './frame.ts';
 import { FrameReader } from './frame-reader.ts';
 import { ClientHandshake, type ChannelSecrets } from './handshake.ts';
 import {
@@ -22,14 +24,7 @@ import {
   type ResponseResult,
   type StatementEntry,
 } from './messages.ts';
-import {
-  CHANNEL_SESSION_ID,
-  ContentType,
-  Direction,
-  RecordSession,
-  deriveSessionKeys,
-  peekSessionId,
-} from './record.ts';
+import { performClientHandshake } from './perform-handshake.ts';
 
 export type BankClientOptions = {
   host: string;
@@ -44,7 +39,10 @@ export type BankClientOptions = {
   maxFrameBody?: number;
 };
 
-/** A logged-in customer's session. Its keys stay inside this module. */
+/**
+ * The ATM's handle on a logged-in customer's bank session. Its keys stay in
+ * the channel; the handle is only good on the connection that issued it.
+ */
 export class CustomerSession {
   constructor(
     readonly username: string,
@@ -53,7 +51,7 @@ export class CustomerSession {
 }
 
 type Pending = {
-  records: RecordSession;
+  session: SessionId;
   resolve: (response: Response) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
@@ -63,27 +61,29 @@ type Op = ResponseResult['op'];
 type ResultOf<O extends Op> = Extract<ResponseResult, { op: O }>;
 
 export class BankClient {
-  private readonly reader: FrameReader;
+  private readonly channel: SecureChannel<Response>;
   private readonly pending = new Map<number, Pending>();
-  private readonly sessions = new WeakMap<CustomerSession, RecordSession>();
-  private readonly liveSessions = new Map<string, RecordSession>();
+  private readonly sessions = new WeakSet<CustomerSession>();
   private readonly closeListeners: Array<(reason: ProtocolError) => void> = [];
   private nextId = 1;
   private closedWith: ProtocolError | null = null;
 
   private constructor(
-    private readonly socket: net.Socket,
-    private readonly channel: RecordSession,
-    private readonly secrets: ChannelSecrets,
-    private readonly random: RandomSource,
-    private readonly requestTimeoutMs: number,
+    socket: net.Socket,
+    secrets: ChannelSecrets,
+    random: RandomSource,
     reader: FrameReader,
+    private readonly requestTimeoutMs: number,
   ) {
-    this.reader = reader;
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', () => this.close(new ProtocolError('ERR_CONNECTION_CLOSED', 'socket error')));
-    socket.on('close', () => this.close(new ProtocolError('ERR_CONNECTION_CLOSED', 'connection closed')));
-    socket.resume();
+    this.channel = new SecureChannel<Response>(socket, {
+      role: 'atm',
+      secrets,
+      random,
+      reader,
+      decode: (plaintext) => decodeMessage(ResponseSchema, plaintext),
+      onMessage: (session, response) => this.onResponse(session, response),
+      onClose: (reason) => this.onClosed(reason),
+    });
   }
 
   static async connect(options: BankClientOptions): Promise<BankClient> {
@@ -92,47 +92,14 @@ export class BankClient {
     const handshake = new ClientHandshake(options.terminalKey, options.atmId, random);
     const socket = net.connect({ host: options.host, port: options.port });
     socket.setNoDelay(true);
-    const secrets = await new Promise<ChannelSecrets>((resolve, reject) => {
-      const fail = (error: Error): void => {
-        clearTimeout(timer);
-        socket.destroy();
-        reject(error);
-      };
-      const timer = setTimeout(
-        () => fail(new ProtocolError('ERR_HANDSHAKE_TIMEOUT', 'bank did not complete the handshake')),
-        options.handshakeTimeoutMs ?? 5_000,
-      );
-      socket.once('error', (error) => fail(new ProtocolError('ERR_CONNECTION_CLOSED', error.message)));
-      socket.once('close', () => fail(new ProtocolError('ERR_CONNECTION_CLOSED', 'bank closed the connection')));
-      socket.once('connect', () => socket.write(encodeFrame(FrameType.ClientHello, handshake.start())));
-      const onData = (chunk: Buffer): void => {
-        const { frames, error } = reader.push(chunk);
-        if (error) return fail(error);
-        const frame = frames[0];
-        if (!frame) return;
-        socket.off('data', onData);
-        // Hold further bytes until the client object is listening.
-        socket.pause();
-        if (frame.type !== FrameType.ServerHello || frames.length > 1) {
-          return fail(new ProtocolError('ERR_HANDSHAKE', 'unexpected frame during handshake'));
-        }
-        try {
-          const { clientFinished, secrets: result } = handshake.onServerHello(frame.body);
-          socket.write(encodeFrame(FrameType.ClientFinished, clientFinished));
-          clearTimeout(timer);
-          socket.removeAllListeners('error');
-          socket.removeAllListeners('close');
-          resolve(result);
-        } catch (error) {
-          fail(error instanceof Error ? error : new ProtocolError('ERR_HANDSHAKE'));
-        }
-      };
-      socket.on('data', onData);
-    });
-    const keys = deriveSessionKeys(secrets.channelSecret, secrets.transcriptHash, CHANNEL_SESSION_ID);
-    const channel = new RecordSession(CHANNEL_SESSION_ID, keys, Direction.AtmToBank, random);
-    wipe(keys.encKey, keys.macKey);
-    return new BankClient(socket, channel, secrets, random, options.requestTimeoutMs ?? 30_000, reader);
+    let secrets: ChannelSecrets;
+    try {
+      secrets = await performClientHandshake(socket, handshake, reader, options.handshakeTimeoutMs ?? 5_000);
+    } catch (error) {
+      socket.destroy();
+      throw error;
+    }
+    return new BankClient(socket, secrets, random, reader, options.requestTimeoutMs ?? 30_000);
   }
 
   get closed(): boolean {
@@ -146,56 +113,54 @@ export class BankClient {
   }
 
   async signup(username: string, password: string): Promise<ResultOf<'signup'>> {
-    return this.expect('signup', await this.request(this.channel, { op: 'signup', username, password }));
+    return this.expect('signup', await this.request(null, { op: 'signup', username, password }));
   }
 
   async login(username: string, password: string): Promise<CustomerSession> {
-    const result = this.expect('login', await this.request(this.channel, { op: 'login', username, password }));
-    const sessionId = Buffer.from(result.sessionId, 'hex');
+    const result = this.expect('login', await this.request(null, { op: 'login', username, password }));
     const masterSecret = Buffer.from(result.masterSecret, 'base64');
-    if (masterSecret.length !== KEY_BYTES) throw new ProtocolError('ERR_BAD_MESSAGE', 'bad master secret');
-    const keys = deriveSessionKeys(masterSecret, this.secrets.transcriptHash, sessionId);
-    wipe(masterSecret);
-    const records = new RecordSession(sessionId, keys, Direction.AtmToBank, this.random);
-    wipe(keys.encKey, keys.macKey);
+    try {
+      if (masterSecret.length !== KEY_BYTES) throw new ProtocolError('ERR_BAD_MESSAGE', 'bad master secret');
+      this.channel.openSession(Buffer.from(result.sessionId, 'hex'), masterSecret);
+    } finally {
+      wipe(masterSecret);
+    }
     const session = new CustomerSession(result.username, result.sessionId);
-    this.sessions.set(session, records);
-    this.liveSessions.set(result.sessionId, records);
+    this.sessions.add(session);
     return session;
   }
 
   async ping(): Promise<void> {
-    this.expect('ping', await this.request(this.channel, { op: 'ping' }));
+    this.expect('ping', await this.request(null, { op: 'ping' }));
   }
 
   async deposit(session: CustomerSession, txId: string, amountCents: number): Promise<MoneyResult> {
-    return this.expect('deposit', await this.request(this.records(session), { op: 'deposit', txId, amountCents }));
+    return this.expect('deposit', await this.request(this.sessionOf(session), { op: 'deposit', txId, amountCents }));
   }
 
   async withdraw(session: CustomerSession, txId: string, amountCents: number): Promise<MoneyResult> {
-    return this.expect('withdraw', await this.request(this.records(session), { op: 'withdraw', txId, amountCents }));
+    return this.expect('withdraw', await this.request(this.sessionOf(session), { op: 'withdraw', txId, amountCents }));
   }
 
   async balance(session: CustomerSession): Promise<number> {
-    return this.expect('balance', await this.request(this.records(session), { op: 'balance' })).balanceCents;
+    return this.expect('balance', await this.request(this.sessionOf(session), { op: 'balance' })).balanceCents;
   }
 
   async statement(session: CustomerSession): Promise<{ balanceCents: number; entries: StatementEntry[] }> {
     const { balanceCents, entries } = this.expect(
       'statement',
-      await this.request(this.records(session), { op: 'statement' }),
+      await this.request(this.sessionOf(session), { op: 'statement' }),
     );
     return { balanceCents, entries };
   }
 
   async logout(session: CustomerSession): Promise<void> {
-    const records = this.records(session);
+    const id = this.sessionOf(session);
     try {
-      this.expect('logout', await this.request(records, { op: 'logout' }));
+      this.expect('logout', await this.request(id, { op: 'logout' }));
     } finally {
       this.sessions.delete(session);
-      this.liveSessions.delete(session.id);
-      records.destroy();
+      this.channel.endSession(id);
     }
   }
 
@@ -205,31 +170,24 @@ export class BankClient {
   }
 
   close(reason = new ProtocolError('ERR_CONNECTION_CLOSED', 'closed by the ATM')): void {
-    if (this.closedWith) return;
+    this.channel.close(reason);
+  }
+
+  private onClosed(reason: ProtocolError): void {
     this.closedWith = reason;
-    if (reason.code !== 'ERR_CONNECTION_CLOSED' && !this.socket.destroyed) {
-      // Tell the bank, without detail, that this end found a failure, so it is audited there too.
-      this.socket.end(encodeFrame(FrameType.Alert, Buffer.from(GENERIC_PROTOCOL_FAILURE)));
-      setTimeout(() => this.socket.destroy(), 1_000).unref();
-    } else {
-      this.socket.destroy();
-    }
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer);
       pending.reject(new ProtocolError('ERR_CONNECTION_CLOSED', reason.message));
       this.pending.delete(id);
     }
-    this.channel.destroy();
-    for (const records of this.liveSessions.values()) records.destroy();
-    this.liveSessions.clear();
-    wipe(this.secrets.channelSecret);
     for (const listener of this.closeListeners.splice(0)) listener(reason);
   }
 
-  private records(session: CustomerSession): RecordSession {
-    const records = this.sessions.get(session);
-    if (!records || this.closed) throw new BankError('ERR_NOT_LOGGED_IN', 'This session has ended. Log in again.');
-    return records;
+  private sessionOf(session: CustomerSession): string {
+    if (!this.sessions.has(session) || this.closed || !this.channel.hasSession(session.id)) {
+      throw new BankError('ERR_NOT_LOGGED_IN', 'This session has ended. Log in again.');
+    }
+    return session.id;
   }
 
   private expect<O extends Op>(op: O, response: Response): ResultOf<O> {
@@ -242,7 +200,7 @@ export class BankClient {
     return response.result as ResultOf<O>;
   }
 
-  private request(records: RecordSession, body: RequestBody): Promise<Response> {
+  private request(session: SessionId, body: RequestBody): Promise<Response> {
     if (this.closedWith) return Promise.reject(new ProtocolError('ERR_CONNECTION_CLOSED', this.closedWith.message));
     const id = this.nextId;
     this.nextId = this.nextId >= 0x7fff_ffff ? 1 : this.nextId + 1;
@@ -251,15 +209,9 @@ export class BankClient {
         // An unanswered request leaves the sequence state unknowable; start over.
         this.close(new ProtocolError('ERR_TIMEOUT', 'bank did not answer in time'));
       }, this.requestTimeoutMs);
-      this.pending.set(id, { records, resolve, reject, timer });
+      this.pending.set(id, { session, resolve, reject, timer });
       try {
-        const record = records.seal(ContentType.Request, encodeMessage({ ...body, id }));
-        // Requests made in the same tick leave in one system call.
-        if (this.socket.writableCorked === 0) {
-          this.socket.cork();
-          process.nextTick(() => this.socket.uncork());
-        }
-        this.socket.write(encodeFrame(FrameType.Record, record));
+        this.channel.send(session, encodeMessage({ ...body, id }));
       } catch (error) {
         clearTimeout(timer);
         this.pending.delete(id);
@@ -268,38 +220,10 @@ export class BankClient {
     });
   }
 
-  private onData(chunk: Buffer): void {
-    if (this.closedWith) return;
-    const { frames, error } = this.reader.push(chunk);
-    for (const frame of frames) {
-      if (this.closedWith) return;
-      try {
-        this.onFrame(frame);
-      } catch (caught) {
-        this.close(caught instanceof ProtocolError ? caught : new ProtocolError('ERR_BAD_MESSAGE'));
-        return;
-      }
-    }
-    if (error) this.close(error);
-  }
-
-  private onFrame(frame: Frame): void {
-    if (frame.type === FrameType.Alert) throw new ProtocolError('ERR_CONNECTION_CLOSED', 'bank ended the connection');
-    if (frame.type !== FrameType.Record) throw new ProtocolError('ERR_PHASE', 'unexpected frame');
-    const sessionId = peekSessionId(frame.body);
-    if (!sessionId) throw new ProtocolError('ERR_TRUNCATED', 'record too short');
-    const records = sessionId.equals(CHANNEL_SESSION_ID)
-      ? this.channel
-      : this.liveSessions.get(sessionId.toString('hex'));
-    if (!records) throw new ProtocolError('ERR_UNKNOWN_SESSION', 'answer for an unknown session');
-    const opened = records.open(frame.body);
-    if (opened.contentType !== ContentType.Response) throw new ProtocolError('ERR_BAD_MESSAGE', 'expected a response');
-    const response = decodeMessage(ResponseSchema, opened.plaintext);
-    wipe(opened.plaintext);
-    if (!response) throw new ProtocolError('ERR_BAD_MESSAGE', 'response does not match the schema');
+  private onResponse(session: SessionId, response: Response): void {
     const pending = this.pending.get(response.id);
     // An answer must come back on the session its request went out on.
-    if (!pending || pending.records !== records) throw new ProtocolError('ERR_BAD_MESSAGE', 'answer to no request');
+    if (!pending || pending.session !== session) throw new ProtocolError('ERR_BAD_MESSAGE', 'answer to no request');
     this.pending.delete(response.id);
     clearTimeout(pending.timer);
     pending.resolve(response);
