@@ -13,12 +13,15 @@ import helmet from 'helmet';
 import type { Logger } from '../runtime/logger.ts';
 import { silentLogger } from '../runtime/logger.ts';
 import type { BankLink } from './bank-link.ts';
+import { processTimeZone } from './display.ts';
 import type { Flash } from './flash.ts';
 import { csrfProtection, exposeCsrfToken } from './middleware/csrf.ts';
 import { errorHandler, notFound } from './middleware/errors.ts';
 import { requireBank } from './middleware/require-bank.ts';
 import { authRoutes } from './routes/auth.ts';
-import { transactionRoutes } from './routes/transactions.ts';
+import { infoRoutes } from './routes/info.ts';
+import { statementRoutes } from './routes/statement.ts';
+import { transactionRoutes, type PendingWithdrawal, type Receipt } from './routes/transactions.ts';
 
 export const SESSION_IDLE_MS = 15 * 60_000;
 export const BODY_LIMIT = '10kb';
@@ -36,14 +39,23 @@ export type AtmAppDeps = {
   /** Login and signup attempts allowed per client address per window. */
   authRateLimit?: { windowMs: number; limit: number };
   logger?: Logger;
+  /** When receipts say a transaction happened (default: the system clock). */
+  clock?: () => Date;
+  /** The zone times are shown in when the browser runs no script (default: this process's zone). */
+  timeZone?: string;
 };
 
 declare module 'express-session' {
   interface SessionData {
-    customer?: { username: string; handle: string };
+    customer?: { username: string; handle: string; lastLogin?: LastLogin | null };
     flash?: Flash;
+    pendingWithdrawal?: PendingWithdrawal;
+    receipt?: Receipt;
   }
 }
+
+/** The customer's previous login, as the bank told it at this login; null for a first login. */
+export type LastLogin = { at: string; atmId: number | null };
 
 export function createApp(deps: AtmAppDeps): express.Express {
   const app = express();
@@ -103,7 +115,18 @@ export function createApp(deps: AtmAppDeps): express.Express {
   app.use(exposeCsrfToken);
   app.use(requireBank(deps.bank));
   app.use(authRoutes({ bank: deps.bank, rateLimit: deps.authRateLimit }));
-  app.use(transactionRoutes({ bank: deps.bank, sessionIdleSeconds: Math.round(idleMs / 1000) }));
+  const sessionIdleSeconds = Math.round(idleMs / 1000);
+  const timeZone = deps.timeZone ?? processTimeZone();
+  app.use(infoRoutes());
+  app.use(
+    transactionRoutes({
+      bank: deps.bank,
+      sessionIdleSeconds,
+      clock: deps.clock ?? (() => new Date()),
+      timeZone,
+    }),
+  );
+  app.use(statementRoutes({ bank: deps.bank, sessionIdleSeconds, timeZone }));
   app.use(notFound);
   app.use(errorHandler(logger));
   return app;

@@ -4,7 +4,8 @@
  */
 import type { Request } from 'express';
 
-export type Flash = { kind: 'ok' | 'error' | 'info'; text: string };
+/** `amount` is set when the message refuses an amount: the page keeps what was typed and marks the field. */
+export type Flash = { kind: 'ok' | 'error' | 'info'; text: string; amount?: string };
 
 /** Returns the pending message, if any, and forgets it. */
 export function takeFlash(req: Request): Flash | null {

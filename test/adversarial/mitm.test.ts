@@ -144,30 +144,47 @@ describe('a man in the middle', () => {
 
   it('cannot flip a bit in the ciphertext', async () => {
     const s = await scene();
-    onNextCustomerRecord(s.proxy, (record) => [frame(flip(record, RECORD_HEADER_BYTES + 20))]);
-    await expectContained(s, 'ERR_BAD_MAC', await transact(s.alice, 'withdraw', '60'));
+    await expectContained(
+      s,
+      'ERR_BAD_MAC',
+      await transact(s.alice, 'withdraw', '60', () =>
+        onNextCustomerRecord(s.proxy, (record) => [frame(flip(record, RECORD_HEADER_BYTES + 20))]),
+      ),
+    );
   });
 
   it('cannot flip a bit in the MAC', async () => {
     const s = await scene();
-    onNextCustomerRecord(s.proxy, (record) => [frame(flip(record, record.length - 1))]);
-    await expectContained(s, 'ERR_BAD_MAC', await transact(s.alice, 'deposit', '60'));
+    await expectContained(
+      s,
+      'ERR_BAD_MAC',
+      await transact(s.alice, 'deposit', '60', () =>
+        onNextCustomerRecord(s.proxy, (record) => [frame(flip(record, record.length - 1))]),
+      ),
+    );
   });
 
   it('cannot manipulate CBC padding: the MAC fails before anything is decrypted', async () => {
     const s = await scene();
     // Flipping the second-to-last ciphertext block changes the last block's padding bytes.
-    onNextCustomerRecord(s.proxy, (record) => [frame(flip(record, record.length - MAC_BYTES - 17))]);
-    await expectContained(s, 'ERR_BAD_MAC', await transact(s.alice, 'deposit', '60'));
+    await expectContained(
+      s,
+      'ERR_BAD_MAC',
+      await transact(s.alice, 'deposit', '60', () =>
+        onNextCustomerRecord(s.proxy, (record) => [frame(flip(record, record.length - MAC_BYTES - 17))]),
+      ),
+    );
   });
 
   it('cannot drop a message without the next one exposing the gap (desynchronisation)', async () => {
     const s = await scene({ requestTimeoutMs: 2_000 });
     const customerRecords = (): number => s.proxy.frames({ way: 'toBank' }).filter(isCustomerRecord).length;
-    const before = customerRecords();
-    onNextCustomerRecord(s.proxy, () => []);
-    const dropped = transact(s.alice, 'deposit', '60');
-    await expect.poll(customerRecords).toBe(before + 1);
+    let before = -1;
+    const dropped = transact(s.alice, 'deposit', '60', () => {
+      before = customerRecords();
+      onNextCustomerRecord(s.proxy, () => []);
+    });
+    await expect.poll(() => before >= 0 && customerRecords() === before + 1).toBe(true);
     const next = await transact(s.alice, 'balance');
     await expectContained(s, 'ERR_SEQUENCE', next);
     expect((await dropped).status).toBe(503);
@@ -198,49 +215,61 @@ describe('a man in the middle', () => {
     await login(mallory, 'mallory', 'password1');
     const aliceRecords = s.proxy.frames({ way: 'toBank' }).filter(isCustomerRecord);
     const aliceSessionId = aliceRecords.at(-1)?.frame.body.subarray(SESSION_ID_AT, SESSION_ID_AT + 8);
+    // Mallory has money of her own, so the ATM offers her withdrawal for confirmation.
+    await transact(mallory, 'deposit', '100');
     // Mallory's withdrawal, relabelled as Alice's session with the sequence number Alice's session expects next.
-    onNextCustomerRecord(s.proxy, (record) => {
-      aliceSessionId?.copy(record, SESSION_ID_AT);
-      record.writeBigUInt64BE(BigInt(aliceRecords.length), SEQ_AT);
-      return [frame(record)];
-    });
-    const attack = await transact(mallory, 'withdraw', '100');
+    const arm = (): void =>
+      onNextCustomerRecord(s.proxy, (record) => {
+        aliceSessionId?.copy(record, SESSION_ID_AT);
+        record.writeBigUInt64BE(BigInt(aliceRecords.length), SEQ_AT);
+        return [frame(record)];
+      });
+    const attack = await transact(mallory, 'withdraw', '100', arm);
     await expectContained(s, 'ERR_BAD_MAC', attack);
   });
 
   it('cannot truncate a record', async () => {
     const s = await scene();
-    onNextCustomerRecord(s.proxy, (record) => [frame(record.subarray(0, record.length - 5))]);
-    await expectContained(s, 'ERR_TRUNCATED', await transact(s.alice, 'deposit', '60'));
+    await expectContained(
+      s,
+      'ERR_TRUNCATED',
+      await transact(s.alice, 'deposit', '60', () =>
+        onNextCustomerRecord(s.proxy, (record) => [frame(record.subarray(0, record.length - 5))]),
+      ),
+    );
   });
 
   it('cannot rewrite the direction flag', async () => {
     const s = await scene();
-    onNextCustomerRecord(s.proxy, (record) => {
-      record[DIRECTION_AT] = Direction.BankToAtm;
-      return [frame(record)];
-    });
-    await expectContained(s, 'ERR_WRONG_DIRECTION', await transact(s.alice, 'deposit', '60'));
+    const arm = (): void =>
+      onNextCustomerRecord(s.proxy, (record) => {
+        record[DIRECTION_AT] = Direction.BankToAtm;
+        return [frame(record)];
+      });
+    await expectContained(s, 'ERR_WRONG_DIRECTION', await transact(s.alice, 'deposit', '60', arm));
   });
 
   it('cannot point a record at another session id', async () => {
     const s = await scene();
-    onNextCustomerRecord(s.proxy, (record) => {
-      record.fill(0x5a, SESSION_ID_AT, SESSION_ID_AT + 8);
-      return [frame(record)];
-    });
-    await expectContained(s, 'ERR_UNKNOWN_SESSION', await transact(s.alice, 'deposit', '60'));
+    const arm = (): void =>
+      onNextCustomerRecord(s.proxy, (record) => {
+        record.fill(0x5a, SESSION_ID_AT, SESSION_ID_AT + 8);
+        return [frame(record)];
+      });
+    await expectContained(s, 'ERR_UNKNOWN_SESSION', await transact(s.alice, 'deposit', '60', arm));
   });
 
   it('cannot tamper with what the bank answers: the ATM rejects it and reconnects', async () => {
     const s = await scene();
-    s.proxy.tamper = (seen) => {
-      if (seen.way !== 'toAtm' || !isCustomerRecord(seen)) return null;
-      s.proxy.tamper = null;
-      return [frame(flip(Buffer.from(seen.frame.body), RECORD_HEADER_BYTES + 3))];
+    const armAnswer = (): void => {
+      s.proxy.tamper = (seen) => {
+        if (seen.way !== 'toAtm' || !isCustomerRecord(seen)) return null;
+        s.proxy.tamper = null;
+        return [frame(flip(Buffer.from(seen.frame.body), RECORD_HEADER_BYTES + 3))];
+      };
     };
-    // The bank applied the deposit, but the ATM cannot trust the tampered answer: it shows an error.
-    const attack = await transact(s.alice, 'withdraw', '1');
+    // The bank applied the withdrawal, but the ATM cannot trust the tampered answer: it shows an error.
+    const attack = await transact(s.alice, 'withdraw', '1', armAnswer);
     expect(attack.status).toBe(503);
     // The ATM told the bank it hung up over a failure, so the auditor sees it too.
     await expect.poll(() => protocolErrors(s.bank.dataDir)).toEqual(['ERR_PEER_ALERT']);

@@ -82,16 +82,56 @@ export async function login(agent: Agent, username: string, password: string): P
   expect(response.headers.location).toBe('/');
 }
 
-/** Submits the transaction form as the page offers it; returns the page shown after the redirect. */
-export async function transact(agent: Agent, action: string, amount = ''): Promise<{ status: number; page: string }> {
+/**
+ * Submits the transaction form as the page offers it, confirming a withdrawal
+ * when the ATM asks; returns the status of the POST and the page shown after
+ * the redirects (the receipt, or the screen that says why not). `beforeMoney`
+ * runs just before the request that makes the bank move money (tests that
+ * tamper with that one request arm themselves there).
+ */
+export async function transact(
+  agent: Agent,
+  action: string,
+  amount = '',
+  beforeMoney?: () => void,
+): Promise<{ status: number; page: string }> {
   const form = await agent.get('/');
-  const response = await agent
-    .post('/transaction')
-    .type('form')
-    .send({ _csrf: csrfFrom(form.text), txId: txIdFrom(form.text), action, amount });
+  if (form.status !== 200) return { status: form.status, page: form.text };
+  const fields = { _csrf: csrfFrom(form.text), txId: txIdFrom(form.text), action, amount };
+  if (action !== 'withdraw') beforeMoney?.();
+  const response = await agent.post('/transaction').type('form').send(fields);
   if (response.status !== 303) return { status: response.status, page: response.text };
+  if (response.headers.location === '/withdraw/confirm') {
+    const confirmed = await confirmWithdrawal(agent, beforeMoney);
+    return { status: confirmed.status, page: confirmed.text };
+  }
   const page = await agent.get(response.headers.location ?? '/');
   return { status: response.status, page: page.text };
+}
+
+/**
+ * Presses "Confirm withdrawal" on the confirmation page; returns the status
+ * and page after the redirect (or the refusal, if there was no confirmation).
+ */
+export async function confirmWithdrawal(
+  agent: Agent,
+  beforeMoney?: () => void,
+): Promise<{ status: number; text: string; txId: string }> {
+  const confirmation = await agent.get('/withdraw/confirm');
+  if (confirmation.status === 303) {
+    const refusal = await agent.get(confirmation.headers.location ?? '/');
+    return { status: 303, text: refusal.text, txId: '' };
+  }
+  if (confirmation.status !== 200) return { status: confirmation.status, text: confirmation.text, txId: '' };
+  const txId = txIdFrom(confirmation.text);
+  beforeMoney?.();
+  const response = await agent
+    .post('/withdraw/confirm')
+    .type('form')
+    .send({ _csrf: csrfFrom(confirmation.text), txId });
+  if (response.status !== 303) return { status: response.status, text: response.text, txId };
+  const page = await agent.get(response.headers.location ?? '/');
+  return { status: 303, text: page.text, txId };
 }
 
 /** The text of the page's result message(s). */

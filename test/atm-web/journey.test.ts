@@ -49,14 +49,25 @@ describe('a customer at the ATM', () => {
     expect(messages(home.text)).toEqual(['Login successful']);
     for (const button of ['Deposit', 'Withdraw', 'Check balance', 'Log out'])
       expect(home.text).toContain(`>${button}</button>`);
-    expect(home.text).toContain('<label for="amount">Amount</label>');
+    // Deposit and withdraw each have their own screen, so Enter in Amount can only do that screen's action.
+    for (const [page, button] of [
+      ['/deposit', 'Deposit'],
+      ['/withdraw', 'Withdraw'],
+    ] as const) {
+      const screen = (await agent.get(page)).text;
+      expect(screen).toContain('<label for="amount">Amount</label>');
+      expect(screen).toContain(`>${button}</button>`);
+      expect(screen).toContain(`<input type="hidden" name="action" value="${button.toLowerCase()}">`);
+    }
 
     expect(messages((await transact(agent, 'deposit', '150')).page)).toEqual([
       'Deposited $150.00. New balance: $150.00',
     ]);
     expect(messages((await transact(agent, 'withdraw', '50')).page)).toEqual(['Withdrew $50.00. New balance: $100.00']);
     expect(messages((await transact(agent, 'balance')).page)).toEqual(['Current balance: $100.00']);
-    expect(messages((await transact(agent, 'withdraw', '150')).page)).toEqual(['Insufficient funds']);
+    expect(messages((await transact(agent, 'withdraw', '150')).page)).toEqual([
+      'Insufficient funds: $100.00 available',
+    ]);
     expect(messages((await transact(agent, 'balance')).page)).toEqual(['Current balance: $100.00']);
 
     const statement = await agent.get('/statement');
@@ -119,19 +130,26 @@ describe('a customer at the ATM', () => {
     ['99999999999', 'The amount is too large.'],
     ['NaN', 'Enter the amount as digits with up to two decimals, like 150 or 19.99.'],
     ['', 'Enter an amount.'],
-  ])('refuses the amount %j with a 400 page that says why, and changes nothing', async (amount, reason) => {
-    const atm = await setup();
-    const agent = request.agent(atm.app);
-    await signup(agent, 'careful', 'password1');
-    await login(agent, 'careful', 'password1');
-    await transact(agent, 'deposit', '5');
-    for (const action of ['deposit', 'withdraw']) {
-      const result = await transact(agent, action, amount);
-      expect(result.status).toBe(400);
-      expect(messages(result.page)).toContain(reason);
-    }
-    expect(messages((await transact(agent, 'balance')).page)).toEqual(['Current balance: $5.00']);
-  });
+  ])(
+    'refuses the amount %j on its screen, saying why and keeping what was typed, and changes nothing',
+    async (amount, reason) => {
+      const atm = await setup();
+      const agent = request.agent(atm.app);
+      await signup(agent, 'careful', 'password1');
+      await login(agent, 'careful', 'password1');
+      await transact(agent, 'deposit', '5');
+      for (const action of ['deposit', 'withdraw']) {
+        const result = await transact(agent, action, amount);
+        // Answered with a redirect, so reloading the refusal does not submit again.
+        expect(result.status).toBe(303);
+        expect(messages(result.page)).toContain(reason);
+        expect(result.page).toContain('aria-invalid="true"');
+        expect(result.page).toContain('aria-describedby="amount-error amount-hint"');
+        expect(result.page).toContain(`value="${amount}"`);
+      }
+      expect(messages((await transact(agent, 'balance')).page)).toEqual(['Current balance: $5.00']);
+    },
+  );
 
   it('refuses an unknown action with 400', async () => {
     const atm = await setup();
