@@ -28,6 +28,8 @@ export type AtmOptions = {
   secureCookies?: boolean;
   authRateLimit?: AtmAppDeps['authRateLimit'];
   sessionIdleMs?: number;
+  /** The zone times are shown in when the browser runs no script (default: this process's zone). */
+  timeZone?: string;
   link?: Partial<Pick<BankLinkOptions, 'initialBackoffMs' | 'maxBackoffMs' | 'pingIntervalMs' | 'requestTimeoutMs'>>;
   logger?: Logger;
 };
@@ -73,6 +75,7 @@ export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
     secureCookies: options.secureCookies ?? false,
     authRateLimit: options.authRateLimit,
     sessionIdleMs: options.sessionIdleMs ?? SESSION_IDLE_MS,
+    ...(options.timeZone === undefined ? {} : { timeZone: options.timeZone }),
     logger,
   });
   const server = await new Promise<http.Server>((resolve, reject) => {

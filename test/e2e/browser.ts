@@ -38,7 +38,7 @@ export type System = {
   close(): Promise<void>;
 };
 
-export async function startSystem(options: { sessionIdleMs?: number } = {}): Promise<System> {
+export async function startSystem(options: { sessionIdleMs?: number; timeZone?: string } = {}): Promise<System> {
   const dataDir = tempDir('atm-e2e-');
   const startBank = (port: number) => startBankServer({ host: '127.0.0.1', port, dataDir, bcryptCost: 4 });
   let bank: RunningBank | null = await startBank(0);
@@ -52,6 +52,7 @@ export async function startSystem(options: { sessionIdleMs?: number } = {}): Pro
     port: 0,
     link: { initialBackoffMs: 50, maxBackoffMs: 250 },
     ...(options.sessionIdleMs === undefined ? {} : { sessionIdleMs: options.sessionIdleMs }),
+    ...(options.timeZone === undefined ? {} : { timeZone: options.timeZone }),
   });
   const system: System = {
     dataDir,
