@@ -88,5 +88,6 @@ describe('the ATM and the bank connection', () => {
     });
     expect(bank.bank.connectionCount()).toBe(1);
     expect(atm.link.customerCount).toBe(50);
-  });
+    // Generous: 50 customers' pages each ask the bank for the balance too; this catches hangs, not speed.
+  }, 30_000);
 });
