@@ -4,24 +4,29 @@
  */
 import { plainCents } from '../protocol/money.ts';
 
-export type AuditAction =
-  | 'signup'
-  | 'login'
-  | 'lockout'
-  | 'logout'
-  | 'deposit'
-  | 'withdraw'
-  | 'balance'
-  | 'statement'
-  | 'protocol_error'
-  | 'bank_start'
-  | 'bank_stop'
-  | 'audit_recovered';
+export const AUDIT_ACTIONS = [
+  'signup',
+  'login',
+  'lockout',
+  'logout',
+  'deposit',
+  'withdraw',
+  'balance',
+  'statement',
+  'protocol_error',
+  'bank_start',
+  'bank_stop',
+  'audit_recovered',
+] as const;
+
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 export type AuditEvent = {
   /** ISO-8601 UTC timestamp. */
   at: string;
   atm: number | null;
+  /** The customer's address as the ATM saw it (absent for events no customer caused). */
+  client?: string;
   user: string | null;
   action: AuditAction;
   amountCents: number | null;
@@ -42,6 +47,7 @@ export function formatPlainLine(event: AuditEvent): string {
   const parts = [
     event.at,
     `atm=${event.atm ?? '-'}`,
+    ...(event.client === undefined ? [] : [`client=${field(event.client)}`]),
     `user=${event.user === null ? '-' : field(event.user)}`,
     `action=${event.action}`,
     `amount=${event.amountCents === null ? '-' : plainCents(event.amountCents)}`,

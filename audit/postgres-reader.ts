@@ -6,12 +6,12 @@
  */
 import pg from 'pg';
 
-import { CHAIN_START, openLine } from './chain.ts';
-import type { AuditEvent } from './event.ts';
+import { AuditKeys, CHAIN_START, headOf, openLine } from './chain.ts';
+import type { VerifiedEntry } from './reader.ts';
 
 export type VerifiedChain = {
   nodeId: string;
-  entries: AuditEvent[];
+  entries: VerifiedEntry[];
   /** The first sequence number that failed; null when the chain is intact. */
   firstBad: { seq: number; reason: string } | null;
 };
@@ -29,23 +29,24 @@ export async function verifyLedgerChains(url: string, key: Buffer): Promise<Veri
       lines.push({ seq: Number(row.seq), line: row.line });
       chains.set(row.node_id, lines);
     }
-    return [...chains].map(([nodeId, lines]) => verifyChain(key, nodeId, lines));
+    const keys = new AuditKeys(key);
+    return [...chains].map(([nodeId, lines]) => verifyChain(keys, nodeId, lines));
   } finally {
     await client.end();
   }
 }
 
-function verifyChain(key: Buffer, nodeId: string, lines: Array<{ seq: number; line: string }>): VerifiedChain {
-  const entries: AuditEvent[] = [];
+function verifyChain(keys: AuditKeys, nodeId: string, lines: Array<{ seq: number; line: string }>): VerifiedChain {
+  const entries: VerifiedEntry[] = [];
   let position = CHAIN_START;
   for (const { seq, line } of lines) {
     // A row whose seq disagrees with the number sealed inside its line was moved.
     const opened = line.startsWith(`${seq}.`)
-      ? openLine(key, position, line)
+      ? openLine(keys, position, line)
       : { ok: false as const, reason: 'sequence number does not match the sealed line' };
     if (!opened.ok) return { nodeId, entries, firstBad: { seq, reason: opened.reason } };
-    entries.push(opened.event);
     position = opened.next;
+    entries.push({ lineNumber: position.lineNumber, event: opened.event, head: headOf(position) });
   }
   return { nodeId, entries, firstBad: null };
 }

@@ -1,6 +1,6 @@
 /**
  * The only module that imports `node:crypto`. Everything here composes
- * standard primitives (X25519, HKDF-SHA256, AES-256, HMAC-SHA256, SHA-256);
+ * standard primitives (X25519, Ed25519, HKDF-SHA256, AES-256, HMAC-SHA256, SHA-256);
  * nothing is hand-rolled. Callers get plain functions over Buffers.
  */
 import {
@@ -13,7 +13,9 @@ import {
   diffieHellman,
   hkdfSync,
   randomBytes as nodeRandomBytes,
+  sign as nodeSign,
   timingSafeEqual,
+  verify as nodeVerify,
   type KeyObject,
 } from 'node:crypto';
 
@@ -174,5 +176,44 @@ export function x25519SharedSecret(own: X25519KeyPair, peerPublic: Buffer): Buff
     return diffieHellman({ privateKey: own.privateKey, publicKey });
   } catch {
     return null;
+  }
+}
+
+export const ED25519_SEED_BYTES = 32;
+export const ED25519_PUBLIC_BYTES = 32;
+export const ED25519_SIGNATURE_BYTES = 64;
+
+// PKCS#8 and SPKI DER prefixes for Ed25519 (RFC 8410 §7 and §4): the 32-byte
+// seed or public key follows, so raw RFC 8032 keys can be used directly.
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+/** An Ed25519 signing key (RFC 8032 §5.1.5) made from its 32-byte seed. */
+export type Ed25519Signer = { publicKey: Buffer; sign(message: Buffer): Buffer };
+
+export function ed25519Signer(seed: Buffer): Ed25519Signer {
+  if (seed.length !== ED25519_SEED_BYTES) throw new RangeError('an Ed25519 seed is 32 bytes');
+  const der = Buffer.concat([ED25519_PKCS8_PREFIX, seed]);
+  const privateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  wipe(der);
+  const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  return {
+    publicKey: Buffer.from(spki.subarray(ED25519_SPKI_PREFIX.length)),
+    sign: (message) => nodeSign(null, message, privateKey),
+  };
+}
+
+/** Verifies an Ed25519 signature (RFC 8032 §5.1.7); false for malformed keys or signatures, never a throw. */
+export function ed25519Verify(publicKey: Buffer, message: Buffer, signature: Buffer): boolean {
+  if (publicKey.length !== ED25519_PUBLIC_BYTES || signature.length !== ED25519_SIGNATURE_BYTES) return false;
+  try {
+    const key = createPublicKey({
+      key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]),
+      format: 'der',
+      type: 'spki',
+    });
+    return nodeVerify(null, message, key, signature);
+  } catch {
+    return false;
   }
 }

@@ -8,6 +8,9 @@
  *
  * `audit.key`: the key of the encrypted audit log (base64), used for nothing else.
  *
+ * `audit-signing.key`: the Ed25519 seed (RFC 8032, base64) with which the bank
+ * signs checkpoints of its audit chain for the ATMs to witness.
+ *
  * Every key file is created by `createSecretFile`: complete or absent after a
  * crash, 0600, never replaced.
  */
@@ -18,6 +21,7 @@ import { KEY_BYTES, secureRandom } from '../protocol/crypto.ts';
 
 export const BANK_AUTH_FILE = 'bank.auth';
 export const AUDIT_KEY_FILE = 'audit.key';
+export const AUDIT_SIGNING_KEY_FILE = 'audit-signing.key';
 const FORMAT = 'atm-bank-auth/v1';
 
 export function encodeBankAuth(terminalKey: Buffer): string {
@@ -51,6 +55,10 @@ export function readAuditKey(file: string): Buffer {
   if (key.length !== KEY_BYTES) throw new Error(`${file} does not hold a 32-byte base64 key`);
   return key;
 }
+
+/** The audit signing key's seed; same file format as `audit.key`. */
+export const encodeAuditSigningKey = encodeAuditKey;
+export const readAuditSigningKey = readAuditKey;
 
 /**
  * Writes `contents` to `file` so that, whatever moment power is lost, `file`

@@ -89,13 +89,14 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   const paths = prepareDataDir(options.dataDir, random);
   const terminalKey = readBankAuth(paths.bankAuth);
   const auditKey = readAuditKey(paths.auditKey);
-  const { writer: files, tornBytes } = AuditWriter.open(paths.dir, auditKey, random);
+  const { writer: files, tornBytes, repaired } = AuditWriter.open(paths.dir, auditKey, random);
   const { ledger, audit } = await openLedger(options, files, auditKey, random, logger);
   const cost = options.bcryptCost ?? DEFAULT_BCRYPT_COST;
   const passwords = options.isolatePasswordHashing ? processHasher(cost) : inlineHasher(cost);
   const bank = new Bank({ ledger, audit, clock, passwords });
   const system = { atmId: null, username: null, accountId: null };
   if (tornBytes > 0) bank.record(system, 'audit_recovered', 'ok', `${tornBytes} torn bytes trimmed`);
+  for (const repair of repaired) bank.record(system, 'audit_recovered', 'ok', repair);
 
   const connections = new Set<BankConnection>();
   const serviceTimes = createHistogram();

@@ -26,8 +26,8 @@
  */
 import pg from 'pg';
 
-import { CHAIN_START, hashLine, sealLine, type ChainPosition } from '../audit/chain.ts';
-import type { AuditEvent } from '../audit/event.ts';
+import { AuditKeys, CHAIN_START, LOG_ID_BYTES, hashLine, sealLine, type ChainPosition } from '../audit/chain.ts';
+import { formatPlainLine, type AuditEvent } from '../audit/event.ts';
 import type { AuditSink } from '../audit/writer.ts';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import type { StatementEntry } from '../protocol/messages.ts';
@@ -159,6 +159,13 @@ export class PostgresLedger implements Ledger {
   private staging: AuditEvent[] | null = null;
   /** This node's chain head as last committed; null when it must be read again. */
   private chain: ChainPosition | null = null;
+  private readonly auditKeys: AuditKeys;
+  /**
+   * The key period (audit/chain.ts) this node seals with: new at every start
+   * and after every group that did not commit, whose line numbers are sealed
+   * again, so no subkey ever meets one nonce twice.
+   */
+  private logId: Buffer;
   private groups = 0;
   private retries = 0;
   private closed = false;
@@ -167,6 +174,8 @@ export class PostgresLedger implements Ledger {
     private readonly pool: pg.Pool,
     private readonly options: PostgresLedgerOptions,
   ) {
+    this.auditKeys = new AuditKeys(options.auditKey);
+    this.logId = (options.random ?? secureRandom)(LOG_ID_BYTES);
     this.audit = {
       stage: (event) => {
         if (this.staging === null) throw new Error('an audit line can only be staged inside a ledger group');
@@ -372,6 +381,7 @@ export class PostgresLedger implements Ledger {
         return decided.answer;
       } catch (error) {
         this.chain = null;
+        this.logId = (this.options.random ?? secureRandom)(LOG_ID_BYTES);
         await client.query('ROLLBACK').catch((rollbackError: unknown) => {
           broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
         });
@@ -472,7 +482,7 @@ export class PostgresLedger implements Ledger {
     const sequence: number[] = [];
     const lines: string[] = [];
     for (const event of staged) {
-      const sealed = sealLine(this.options.auditKey, position, event, this.options.random ?? secureRandom);
+      const sealed = sealLine(this.auditKeys, this.logId, position, event, formatPlainLine(event));
       sequence.push(sealed.next.lineNumber);
       lines.push(sealed.line);
       position = sealed.next;

@@ -8,6 +8,8 @@ import type { AuditEvent } from '../audit/event.ts';
 import { auditPaths } from '../audit/writer.ts';
 import { BankClient } from '../protocol/client.ts';
 import { AUDIT_KEY_FILE, readAuditKey } from '../runtime/key-files.ts';
+import { LEDGER_FILE } from '../server/data-dir.ts';
+import { readSqliteLedgerSnapshot } from '../server/ledger-snapshot.ts';
 import { startBankServer, type BankServerOptions, type RunningBank } from '../server/bank-server.ts';
 
 export function tempDir(prefix = 'atm-test-'): string {
@@ -57,7 +59,7 @@ export function auditEvents(dataDir: string): AuditEvent[] {
   const key = readAuditKey(path.join(dataDir, AUDIT_KEY_FILE));
   const log = verifyLogFile(key, auditPaths(dataDir).encrypted);
   if (log.firstBad) throw new Error(`audit log broken at line ${log.firstBad.line}: ${log.firstBad.reason}`);
-  return log.entries;
+  return log.entries.map((entry) => entry.event);
 }
 
 /** The codes of the protocol failures the bank audited, in order. */
@@ -75,6 +77,7 @@ export function runAudit(args: string[]): { code: number; out: string[]; err: st
     args,
     (line) => out.push(line),
     (line) => err.push(line),
+    { readLedger: (dataDir) => readSqliteLedgerSnapshot(path.join(dataDir, LEDGER_FILE)) },
   );
   return { code, out, err };
 }

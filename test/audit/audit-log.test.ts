@@ -43,18 +43,18 @@ function editLines(file: string, edit: (lines: string[]) => string[]): void {
 describe('encrypted audit log', () => {
   it('verifies an intact log and decrypts every entry in order', async () => {
     const { dataDir } = await writeLog();
-    expect(runAudit(['verify', '--data-dir', dataDir])).toEqual({
-      code: 0,
-      out: ['audit log intact: 5 lines verified'],
-      err: [],
-    });
+    const verified = runAudit(['verify', '--data-dir', dataDir]);
+    expect(verified.code).toBe(0);
+    expect(verified.err).toEqual([]);
+    expect(verified.out[0]).toMatch(/^last line 5, chain hash [0-9a-f]{64}$/);
+    expect(verified.out[1]).toBe('audit log intact: 5 lines verified, plaintext log matches');
     const decrypted = runAudit(['decrypt', '--data-dir', dataDir, '--json']);
     expect(decrypted.code).toBe(0);
     expect(decrypted.out.map((line) => (JSON.parse(line) as AuditEvent).amountCents)).toEqual([
       100, 200, 300, 400, 500,
     ]);
     const human = runAudit(['decrypt', '--data-dir', dataDir]);
-    expect(human.out[0]).toBe('2026-01-01T00:00:01.000Z  atm=1  user=alice  deposit  1.00  ok');
+    expect(human.out[0]).toBe('1  2026-01-01T00:00:01.000Z  atm=1  user=alice  deposit  1.00  ok');
   });
 
   it('holds nothing readable: no username, action or amount in the clear', async () => {
@@ -67,9 +67,9 @@ describe('encrypted audit log', () => {
     const { dataDir, file } = await writeLog();
     editLines(file, (lines) => {
       const parts = (lines[2] ?? '').split('.');
-      const ciphertext = Buffer.from(parts[2] ?? '', 'base64');
+      const ciphertext = Buffer.from(parts[2] ?? '', 'base64url');
       ciphertext[0] = (ciphertext[0] ?? 0) ^ 1;
-      parts[2] = ciphertext.toString('base64');
+      parts[2] = ciphertext.toString('base64url');
       lines[2] = parts.join('.');
       return lines;
     });

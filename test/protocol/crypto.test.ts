@@ -4,6 +4,8 @@ import {
   aes256GcmOpen,
   aes256GcmSeal,
   constantTimeEqual,
+  ed25519Signer,
+  ed25519Verify,
   hkdfExpandSha256,
   hkdfSha256,
   secureRandom,
@@ -103,5 +105,53 @@ describe('constantTimeEqual', () => {
   it('is false for different lengths instead of throwing', () => {
     expect(constantTimeEqual(Buffer.alloc(3), Buffer.alloc(4))).toBe(false);
     expect(constantTimeEqual(Buffer.from('ab'), Buffer.from('ab'))).toBe(true);
+  });
+});
+
+// RFC 8032 §7.1, TEST 1 (empty message), TEST 2 (one byte) and TEST 3 (two bytes).
+const RFC8032 = [
+  {
+    name: 'TEST 1',
+    seed: '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60',
+    publicKey: 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a',
+    message: '',
+    signature: `e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b`,
+  },
+  {
+    name: 'TEST 2',
+    seed: '4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb',
+    publicKey: '3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c',
+    message: '72',
+    signature: `92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00`,
+  },
+  {
+    name: 'TEST 3',
+    seed: 'c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7',
+    publicKey: 'fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025',
+    message: 'af82',
+    signature: `6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a`,
+  },
+];
+
+describe('Ed25519', () => {
+  for (const vector of RFC8032) {
+    it(`derives the public key and signature of RFC 8032 ${vector.name}`, () => {
+      const signer = ed25519Signer(hex(vector.seed));
+      expect(signer.publicKey.toString('hex')).toBe(vector.publicKey);
+      expect(signer.sign(hex(vector.message)).toString('hex')).toBe(vector.signature);
+      expect(ed25519Verify(hex(vector.publicKey), hex(vector.message), hex(vector.signature))).toBe(true);
+    });
+  }
+
+  it('rejects a signature over another message, a flipped bit, another key, and malformed input', () => {
+    const [one, two] = [RFC8032[0], RFC8032[1]].map((vector) => vector!);
+    const signature = hex(one.signature);
+    expect(ed25519Verify(hex(one.publicKey), Buffer.from('x'), signature)).toBe(false);
+    const flipped = Buffer.from(signature);
+    flipped[10] = (flipped[10] ?? 0) ^ 1;
+    expect(ed25519Verify(hex(one.publicKey), hex(one.message), flipped)).toBe(false);
+    expect(ed25519Verify(hex(two.publicKey), hex(one.message), signature)).toBe(false);
+    expect(ed25519Verify(Buffer.alloc(5), hex(one.message), signature)).toBe(false);
+    expect(ed25519Verify(hex(one.publicKey), hex(one.message), signature.subarray(1))).toBe(false);
   });
 });

@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { openLine, CHAIN_START } from '../../audit/chain.ts';
+import { AuditKeys, CHAIN_START, openLine } from '../../audit/chain.ts';
 import type { AuditEvent } from '../../audit/event.ts';
 import type { MoneyRequest } from '../../server/ledger.ts';
 import { loadMigrations, migrate } from '../../server/postgres-migrations.ts';
@@ -27,9 +27,10 @@ async function chainEvents(url: string, nodeId: string): Promise<AuditEvent[]> {
     'SELECT seq, line FROM audit_lines WHERE node_id = $1 ORDER BY seq',
     [nodeId],
   );
+  const keys = new AuditKeys(AUDIT_KEY);
   let position = CHAIN_START;
   return rows.map((row) => {
-    const opened = openLine(AUDIT_KEY, position, row.line);
+    const opened = openLine(keys, position, row.line);
     if (!opened.ok) throw new Error(`chain ${nodeId} broken at ${row.seq}: ${opened.reason}`);
     position = opened.next;
     return opened.event;

@@ -54,7 +54,7 @@ async function connect(node: Node, atmId = 1): Promise<BankClient> {
 
 /** `npm run audit -- verify --ledger URL` in its own process. */
 async function verifyChains(dataDir: string, url: string): Promise<{ code: number | null; output: string }> {
-  const audit = spawnEntry('audit/main.ts', ['verify', '--ledger', url, '--data-dir', dataDir]);
+  const audit = spawnEntry('bin/audit.ts', ['verify', '--ledger', url, '--data-dir', dataDir]);
   const code = await audit.exited;
   return { code, output: audit.output() };
 }
@@ -109,7 +109,7 @@ describe.skipIf(SKIP_POSTGRES_REASON)('bank nodes on one PostgreSQL ledger', () 
       );
       expect(Number(journal[0]?.n)).toBe(applied);
 
-      const decrypted = spawnEntry('audit/main.ts', [
+      const decrypted = spawnEntry('bin/audit.ts', [
         'decrypt',
         '--json',
         '--ledger',

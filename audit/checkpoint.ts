@@ -1,0 +1,75 @@
+/**
+ * Signed checkpoints of the audit chain, and the witness files ATMs keep.
+ *
+ * The bank signs (line number, chain hash) with its Ed25519 audit signing key
+ * and sends the checkpoint to every connected ATM; each ATM keeps the newest
+ * one it saw. A log later found shorter than, or different from, what any
+ * witness saw was cut or rewritten after the fact (`verify --head`).
+ */
+import { z } from 'zod';
+
+import { ED25519_SIGNATURE_BYTES, ed25519Verify, type Ed25519Signer } from '../protocol/crypto.ts';
+import type { ChainHead } from './chain.ts';
+
+const CHECKPOINT_LABEL = Buffer.from('atm-bank/v2 audit checkpoint');
+
+export type Checkpoint = { lineNumber: number; chainHash: Buffer; signature: Buffer };
+
+/** What is signed: a label, the line number (64 bits big-endian) and the chain hash. */
+export function checkpointMessage(head: ChainHead): Buffer {
+  const n = Buffer.alloc(8);
+  n.writeBigUInt64BE(BigInt(head.lineNumber));
+  return Buffer.concat([CHECKPOINT_LABEL, n, head.chainHash]);
+}
+
+export function signCheckpoint(signer: Ed25519Signer, head: ChainHead): Checkpoint {
+  return { ...head, signature: signer.sign(checkpointMessage(head)) };
+}
+
+export function checkpointIsSigned(publicKey: Buffer, checkpoint: Checkpoint): boolean {
+  return ed25519Verify(publicKey, checkpointMessage(checkpoint), checkpoint.signature);
+}
+
+const WITNESS_FORMAT = 'atm-bank audit head v1';
+
+const WitnessSchema = z.strictObject({
+  format: z.literal(WITNESS_FORMAT),
+  atm: z.number().int().min(1),
+  line: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  chainHash: z.string().regex(/^[0-9a-f]{64}$/),
+  signature: z.string().regex(/^[0-9a-f]{128}$/),
+  receivedAt: z.iso.datetime(),
+});
+
+export type Witness = { atm: number; checkpoint: Checkpoint; receivedAt: string };
+
+/** The witness file's text: one JSON object, hex for hashes so an auditor can compare them by eye. */
+export function encodeWitness(witness: Witness): string {
+  return `${JSON.stringify({
+    format: WITNESS_FORMAT,
+    atm: witness.atm,
+    line: witness.checkpoint.lineNumber,
+    chainHash: witness.checkpoint.chainHash.toString('hex'),
+    signature: witness.checkpoint.signature.toString('hex'),
+    receivedAt: witness.receivedAt,
+  })}\n`;
+}
+
+/** Parses a witness file; null when it is not one. */
+export function parseWitness(text: string): Witness | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const parsed = WitnessSchema.safeParse(value);
+  if (!parsed.success) return null;
+  const signature = Buffer.from(parsed.data.signature, 'hex');
+  if (signature.length !== ED25519_SIGNATURE_BYTES) return null;
+  return {
+    atm: parsed.data.atm,
+    receivedAt: parsed.data.receivedAt,
+    checkpoint: { lineNumber: parsed.data.line, chainHash: Buffer.from(parsed.data.chainHash, 'hex'), signature },
+  };
+}
