@@ -233,7 +233,8 @@ function run(
     const format = formatFrom(values, FORMATS);
     if (format === 'csv') {
       const csv = toCsv(selected);
-      for (const line of csv.slice(0, -1).split('\r\n')) out(line);
+      // A cell holding a newline spans two calls; printed, the text is the same.
+      for (const line of csv.slice(0, -1).split('\n')) out(line);
     } else {
       for (const entry of selected) out(format === 'json' ? describeJson(entry) : describeText(entry));
     }

@@ -96,7 +96,7 @@ export function toCsv(entries: LineEvent[]): string {
       event.outcome,
       event.detail ?? '',
     ]),
-    { header: true, columns: [...CSV_COLUMNS], escape_formulas: true },
+    { header: true, columns: [...CSV_COLUMNS], escape_formulas: true, record_delimiter: 'unix' },
   );
 }
 

@@ -251,7 +251,14 @@ describe('data directory', () => {
     const dir = running.dataDir;
     const mode = (file: string): number => fs.statSync(path.join(dir, file)).mode & 0o777;
     expect(mode('.')).toBe(0o700);
-    for (const file of ['bank.auth', 'audit.key', 'ledger.db', 'audit/audit_log.txt', 'audit/audit_log.enc']) {
+    for (const file of [
+      'bank.auth',
+      'audit.key',
+      'audit-signing.key',
+      'ledger.db',
+      'audit/audit_log.txt',
+      'audit/audit_log.enc',
+    ]) {
       expect(mode(file), file).toBe(0o600);
     }
     const auth = fs.readFileSync(path.join(dir, 'bank.auth'), 'utf8');
