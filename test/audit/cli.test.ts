@@ -11,7 +11,8 @@ import type { AuditEvent } from '../../audit/event.ts';
 import { verifyLogFile } from '../../audit/reader.ts';
 import { reconcile } from '../../audit/reconcile.ts';
 import { ed25519Signer } from '../../protocol/crypto.ts';
-import { AUDIT_SIGNING_KEY_FILE, LEDGER_FILE, readAuditSigningKey } from '../../server/data-dir.ts';
+import { AUDIT_SIGNING_KEY_FILE, readAuditSigningKey } from '../../runtime/key-files.ts';
+import { LEDGER_FILE } from '../../server/data-dir.ts';
 import { runAudit, startTestBank, tempDir, uniqueTxId } from '../helpers.ts';
 import { editLines, event, writeLog } from './fixtures.ts';
 
