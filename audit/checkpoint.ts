@@ -73,3 +73,48 @@ export function parseWitness(text: string): Witness | null {
     checkpoint: { lineNumber: parsed.data.line, chainHash: Buffer.from(parsed.data.chainHash, 'hex'), signature },
   };
 }
+
+export type CheckpointPublisherOptions = {
+  /** The head of every line known to be on disk (`AuditWriter.durableHead`). */
+  head: () => ChainHead;
+  signer: Ed25519Signer;
+  /** Hands a new checkpoint to every witness (the bank: every connected ATM). */
+  publish: (checkpoint: Checkpoint) => void;
+  intervalMs?: number;
+};
+
+/**
+ * Signs the durable head at most once per interval (default one second),
+ * and only when it moved: while events arrive, witnesses are never more than
+ * an interval behind; while none do, nothing is signed or sent. Only durable
+ * lines are vouched for, so a power cut cannot make a witness hold a head
+ * the log never kept.
+ */
+export class CheckpointPublisher {
+  private latest: Checkpoint | null = null;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly options: CheckpointPublisherOptions) {
+    this.timer = setInterval(() => this.tick(), options.intervalMs ?? 1_000);
+    this.timer.unref();
+  }
+
+  /** The newest checkpoint (signing the current head if none was signed yet); what a newly connected witness gets. */
+  current(): Checkpoint {
+    const head = this.options.head();
+    if (!this.latest || this.latest.lineNumber !== head.lineNumber)
+      this.latest = signCheckpoint(this.options.signer, head);
+    return this.latest;
+  }
+
+  /** Signs and publishes now if the head moved since the last checkpoint. */
+  tick(): void {
+    const head = this.options.head();
+    if (this.latest && this.latest.lineNumber === head.lineNumber) return;
+    this.options.publish(this.current());
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
