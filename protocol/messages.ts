@@ -18,15 +18,23 @@ const Credential = z.string().max(1024);
 
 const Credentials = { username: Credential, password: Credential };
 
+/**
+ * The customer's address as the ATM saw it (IPv4, IPv6, an IPv4-mapped IPv6
+ * address, a zone id), carried into the bank's audit line. Optional: an ATM
+ * that does not know it (a test, a tool) leaves it out.
+ */
+export const CLIENT_ADDRESS_PATTERN = /^[0-9A-Za-z:.%_-]{1,64}$/;
+const Client = { client: z.string().regex(CLIENT_ADDRESS_PATTERN).optional() };
+
 export const RequestSchema = z.discriminatedUnion('op', [
-  z.strictObject({ id: RequestId, op: z.literal('signup'), ...Credentials }),
-  z.strictObject({ id: RequestId, op: z.literal('login'), ...Credentials }),
+  z.strictObject({ id: RequestId, op: z.literal('signup'), ...Credentials, ...Client }),
+  z.strictObject({ id: RequestId, op: z.literal('login'), ...Credentials, ...Client }),
   z.strictObject({ id: RequestId, op: z.literal('ping') }),
-  z.strictObject({ id: RequestId, op: z.literal('deposit'), txId: TxId, amountCents: Cents }),
-  z.strictObject({ id: RequestId, op: z.literal('withdraw'), txId: TxId, amountCents: Cents }),
-  z.strictObject({ id: RequestId, op: z.literal('balance') }),
-  z.strictObject({ id: RequestId, op: z.literal('statement') }),
-  z.strictObject({ id: RequestId, op: z.literal('logout') }),
+  z.strictObject({ id: RequestId, op: z.literal('deposit'), txId: TxId, amountCents: Cents, ...Client }),
+  z.strictObject({ id: RequestId, op: z.literal('withdraw'), txId: TxId, amountCents: Cents, ...Client }),
+  z.strictObject({ id: RequestId, op: z.literal('balance'), ...Client }),
+  z.strictObject({ id: RequestId, op: z.literal('statement'), ...Client }),
+  z.strictObject({ id: RequestId, op: z.literal('logout'), ...Client }),
 ]);
 export type Request = z.infer<typeof RequestSchema>;
 export type RequestOp = Request['op'];
@@ -97,6 +105,21 @@ export type Response = z.infer<typeof ResponseSchema>;
 export type ResponseResult = Extract<Response, { ok: true }>['result'];
 export type MoneyResult = Extract<ResponseResult, { op: 'deposit' | 'withdraw' }>;
 
+/**
+ * What the bank tells an ATM unasked, on the channel session (content type
+ * Notice): the newest signed checkpoint of its audit chain, for the ATM to
+ * keep as a witness (audit/checkpoint.ts).
+ */
+export const NoticeSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('audit_checkpoint'),
+    line: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    chainHash: z.string().regex(/^[0-9a-f]{64}$/),
+    signature: z.string().regex(/^[0-9a-f]{128}$/),
+  }),
+]);
+export type Notice = z.infer<typeof NoticeSchema>;
+
 /** Parses JSON bytes against a schema; returns null for anything malformed. */
 export function decodeMessage<T>(schema: z.ZodType<T>, bytes: Buffer): T | null {
   let value: unknown;
@@ -109,6 +132,6 @@ export function decodeMessage<T>(schema: z.ZodType<T>, bytes: Buffer): T | null 
   return parsed.success ? parsed.data : null;
 }
 
-export function encodeMessage(message: Request | Response): Buffer {
+export function encodeMessage(message: Request | Response | Notice): Buffer {
   return Buffer.from(JSON.stringify(message), 'utf8');
 }

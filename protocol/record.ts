@@ -35,7 +35,8 @@ const MAX_SEQUENCE = 0xffff_ffff_ffff_ffffn;
 export const Direction = { AtmToBank: 0x01, BankToAtm: 0x02 } as const;
 export type Direction = (typeof Direction)[keyof typeof Direction];
 
-export const ContentType = { Request: 0x01, Response: 0x02 } as const;
+/** Notice: something the bank tells the ATM unasked (an audit checkpoint), on the channel session only. */
+export const ContentType = { Request: 0x01, Response: 0x02, Notice: 0x03 } as const;
 export type ContentType = (typeof ContentType)[keyof typeof ContentType];
 
 /** The connection's own session (signup, login, keepalive) uses the all-zero id. */
@@ -147,7 +148,11 @@ export class RecordSession {
     if (!constantTimeEqual(expectedMac, record.subarray(macStart))) {
       throw new ProtocolError('ERR_BAD_MAC', 'record MAC does not verify');
     }
-    if (contentType !== ContentType.Request && contentType !== ContentType.Response) {
+    if (
+      contentType !== ContentType.Request &&
+      contentType !== ContentType.Response &&
+      contentType !== ContentType.Notice
+    ) {
       throw new ProtocolError('ERR_BAD_MESSAGE', 'unknown content type');
     }
     const iv = record.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + AES_BLOCK_BYTES);
