@@ -8,5 +8,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // expect.poll waits for a reconnect or a log line; 1 s (vitest's default) is not generous here.
+    expect: { poll: { timeout: 10_000 } },
   },
 });
