@@ -49,8 +49,6 @@ export function auditPaths(dataDir: string): { dir: string; plain: string; encry
 export type AuditSink = {
   /** Records the event now, or throws; nothing is half-written. */
   write(event: AuditEvent): void;
-  /** Prepares the event to be written with the rest of a group (see `AuditWriter.stage`). */
-  stage(event: AuditEvent): void;
   /** Resolves when everything written so far is durable. */
   flush(): Promise<void>;
 };

@@ -11,6 +11,7 @@ import { AuditWriter, type AuditSink } from '../audit/writer.ts';
 import { readAuditKey, readBankAuth } from '../runtime/key-files.ts';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import { DEFAULT_MAX_FRAME_BODY } from '../protocol/frame.ts';
+import { AuditedCommit } from './audited-commit.ts';
 import { Bank, type Clock } from './bank.ts';
 import { BankConnection, type ConnectionLimits } from './connection.ts';
 import { LEDGER_FILE, nodeId, prepareDataDir } from './data-dir.ts';
@@ -173,11 +174,11 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
 }
 
 /**
- * The ledger and the sink the bank audits through. With SQLite the bank
- * writes the files itself and the ledger writes them just before each group
- * commits; with PostgreSQL every audit line goes through the ledger's groups
- * (into this node's chain in the database, in the same transaction as the
- * money), and the files get the same events just before each COMMIT.
+ * The ledger and the sink the bank audits through. Either ledger commits each
+ * group with its audit lines in the files (`AuditedCommit`). With SQLite the
+ * bank writes its other lines to the files itself; with PostgreSQL every
+ * audit line goes through the ledger's groups (into this node's chain in the
+ * database, in the same transaction as the money).
  */
 async function openLedger(
   options: BankServerOptions,
@@ -186,30 +187,16 @@ async function openLedger(
   random: RandomSource,
   logger: Logger,
 ): Promise<{ ledger: Ledger; audit: AuditSink }> {
+  const audited = new AuditedCommit(files);
   if (options.ledgerUrl === undefined) {
-    // A money group's audit lines are written just before it commits (a failed
-    // write rolls the group back) and start syncing the moment it commits,
-    // alongside the WAL's sync.
-    const ledger = new SqliteLedger(path.join(options.dataDir, LEDGER_FILE), {
-      beforeCommit: () => files.writeStaged(),
-      afterRollback: () => files.discardStaged(),
-      afterCommit: () => void files.flush().catch(() => undefined),
-    });
-    return { ledger, audit: files };
+    return { ledger: new SqliteLedger(path.join(options.dataDir, LEDGER_FILE), audited), audit: files };
   }
   const ledger = await PostgresLedger.open({
     url: options.ledgerUrl,
     nodeId: nodeId(options.dataDir, random, options.nodeId),
     auditKey,
     random,
-    hooks: {
-      beforeCommit: (events) => {
-        for (const event of events) files.stage(event);
-        files.writeStaged();
-      },
-      afterRollback: () => files.discardStaged(),
-      afterCommit: () => files.flush(),
-    },
+    audited,
     onIdleError: (error) => logger.warn({ action: 'ledger', outcome: error.message }, 'PostgreSQL connection lost'),
   });
   return { ledger, audit: ledger.audit };

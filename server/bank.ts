@@ -1,15 +1,18 @@
 /**
- * Banking rules, independent of the wire: signup, login with lockout, money
- * movements, balance and statement. Every decision is audited, and the audit
- * line is on disk before the answer goes out; a failed audit write refuses
- * the operation.
+ * Banking rules, independent of the wire and of storage: signup, login with
+ * lockout, what a movement may do to a balance (no overdraft, no balance
+ * over the limit), transaction limits, balance and statement. Every decision
+ * is audited, and the audit line is on disk before the answer goes out; a
+ * failed audit write refuses the operation. A movement's line is committed
+ * by the ledger with the movement (`audited-commit.ts`); other lines the bank
+ * writes and flushes itself.
  */
 import type { AuditAction, AuditEvent } from '../audit/event.ts';
 import type { AuditSink } from '../audit/writer.ts';
 import { BankError } from '../protocol/errors.ts';
 import type { MoneyResult, StatementEntry } from '../protocol/messages.ts';
-import { checkTransactionCents } from '../protocol/money.ts';
-import type { Account, Ledger, MoneyKind, MoneyOutcome } from './ledger.ts';
+import { checkTransactionCents, MAX_BALANCE_CENTS } from '../protocol/money.ts';
+import type { Account, Ledger, MoneyDecision, MoneyKind, MoneyOutcome, MoneyRequest } from './ledger.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 
 export const USERNAME_PATTERN = /^[a-z0-9_.-]{3,32}$/;
@@ -37,6 +40,27 @@ export type BankOptions = {
 export type Actor = { atmId: number | null; username: string | null; accountId: number | null };
 
 export type LoggedIn = { accountId: number; username: string };
+
+/**
+ * What a fresh money request may do to the balance, decided inside the
+ * ledger's transaction: a withdrawal never overdraws, a deposit never takes
+ * the balance over MAX_BALANCE_CENTS. A refusal is recorded like a success,
+ * so a retry gets the same answer.
+ */
+export function decideMoney(balanceCents: number, request: MoneyRequest): MoneyDecision {
+  if (request.kind === 'withdraw') {
+    if (request.amountCents > balanceCents) return { status: 'insufficient_funds', balanceCents, replayed: false };
+    return { status: 'applied', balanceCents: balanceCents - request.amountCents, replayed: false };
+  }
+  const next = balanceCents + request.amountCents;
+  if (next > MAX_BALANCE_CENTS) return { status: 'balance_limit', balanceCents, replayed: false };
+  return { status: 'applied', balanceCents: next, replayed: false };
+}
+
+/** The lockout rule: the MAX_FAILED_LOGINS-th failure in a row locks the account for LOCKOUT_MS. */
+export function lockUntil(failures: number, nowMs: number): number | null {
+  return failures >= MAX_FAILED_LOGINS ? nowMs + LOCKOUT_MS : null;
+}
 
 export function normalizeUsername(input: string): string | null {
   const username = input.toLowerCase();
@@ -139,14 +163,12 @@ export class Bank {
     }
     let outcome: MoneyOutcome;
     try {
+      // Resolves once the movement and its audit line are both durable.
       outcome = await this.ledger.applyMoney(
         { accountId, txId, kind, amountCents: amount.cents, at: this.now() },
-        // Staged inside the ledger's group transaction and written with the
-        // group just before it commits: if that write fails, nothing commits.
-        (fresh) => this.audit.stage(this.event(actor, kind, amount.cents, outcomeName(fresh), txId)),
+        decideMoney,
+        (decided) => this.event(actor, kind, amount.cents, outcomeName(decided), txId),
       );
-      // The ledger is durable; the audit line must be too before we answer.
-      await this.audit.flush();
     } catch (error) {
       if (error instanceof BankError) throw error;
       throw new BankError('ERR_UNAVAILABLE', 'The transaction could not be recorded. Nothing was changed.');
@@ -172,12 +194,8 @@ export class Bank {
   async balance(actor: Actor): Promise<number> {
     const accountId = requireAccount(actor);
     try {
-      // Like a movement, the inquiry's audit line is written with its ledger group.
-      const balance = await this.ledger.balance(accountId, () =>
-        this.audit.stage(this.event(actor, 'balance', null, 'ok')),
-      );
-      await this.audit.flush();
-      return balance;
+      // Like a movement's, the inquiry's audit line is committed with its ledger group.
+      return await this.ledger.balance(accountId, () => this.event(actor, 'balance', null, 'ok'));
     } catch {
       throw unrecordable();
     }
@@ -194,13 +212,10 @@ export class Bank {
   }
 
   private async countFailure(who: Actor, account: Account, nowMs: number): Promise<void> {
-    const result = await this.ledger.recordLoginFailure(account.id, (failures) =>
-      failures >= MAX_FAILED_LOGINS ? nowMs + LOCKOUT_MS : null,
-    );
+    const result = await this.ledger.recordLoginFailure(account.id, (failures) => lockUntil(failures, nowMs));
     await this.audited(who, 'login', null, 'bad_password', `failure ${result.failures}`);
-    if (result.failures >= MAX_FAILED_LOGINS) {
-      await this.audited(who, 'lockout', null, 'locked', `until ${new Date(nowMs + LOCKOUT_MS).toISOString()}`);
-    }
+    const until = lockUntil(result.failures, nowMs);
+    if (until !== null) await this.audited(who, 'lockout', null, 'locked', `until ${new Date(until).toISOString()}`);
   }
 
   private getDummyHash(): Promise<string> {
@@ -251,6 +266,6 @@ function requireAccount(actor: Actor): number {
   return actor.accountId;
 }
 
-function outcomeName(outcome: MoneyOutcome): string {
+function outcomeName(outcome: MoneyDecision): string {
   return outcome.status === 'applied' ? 'ok' : outcome.status;
 }

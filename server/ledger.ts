@@ -1,9 +1,13 @@
 /**
- * What the bank needs from its ledger. The SQLite store implements it; a
- * PostgreSQL store can follow behind the same interface. Every method is
- * async so a networked store fits without changing callers.
+ * What the bank needs from its ledger: storage and durability, no banking
+ * rules. The bank passes its rules in (what a movement may do to a balance,
+ * when an account locks) as pure functions, and says what each audit line
+ * reads; the ledger applies them atomically, commits each line with its
+ * movement (`audited-commit.ts`), and answers once both are durable.
+ * SQLite (`sqlite-ledger.ts`) and PostgreSQL (`postgres-ledger.ts`)
+ * implement it. Every method is async so a networked store fits.
  */
-import { MAX_BALANCE_CENTS } from '../protocol/money.ts';
+import type { AuditEvent } from '../audit/event.ts';
 import type { StatementEntry } from '../protocol/messages.ts';
 
 export type Account = {
@@ -20,48 +24,54 @@ export type MoneyKind = 'deposit' | 'withdraw';
 
 export type MoneyRequest = { accountId: number; txId: string; kind: MoneyKind; amountCents: number; at: string };
 
+/** What the bank's rule decided for a fresh request; recorded, so a retry gets the same answer. */
+export type MoneyDecision =
+  | { status: 'applied'; balanceCents: number; replayed: false }
+  | { status: 'insufficient_funds'; balanceCents: number; replayed: false }
+  | { status: 'balance_limit'; balanceCents: number; replayed: false };
+
 /** What became of one money request. Refusals are recorded too, so a retry gets the same answer. */
 export type MoneyOutcome =
-  | { status: 'applied'; balanceCents: number; replayed: boolean }
-  | { status: 'insufficient_funds'; balanceCents: number; replayed: boolean }
-  | { status: 'balance_limit'; balanceCents: number; replayed: boolean }
+  | MoneyDecision
+  | { status: MoneyDecision['status']; balanceCents: number; replayed: true }
   /** The txId was used before for a different request. Nothing changed. */
   | { status: 'conflict' };
+
+/**
+ * The bank's rule for a fresh request against the balance as it stands inside
+ * the ledger's transaction (`decideMoney` in bank.ts). Pure: no effects.
+ */
+export type MoneyRule = (balanceCents: number, request: MoneyRequest) => MoneyDecision;
+
+/** What the audit line of a result reads. Pure: the ledger writes the line itself. */
+export type AuditLine<T> = (result: T) => AuditEvent;
 
 export interface Ledger {
   /** Null when the username is taken (ignoring case). */
   createAccount(username: string, passwordHash: string, at: string): Promise<Account | null>;
   findAccount(username: string): Promise<Account | null>;
-  /** Counts one failure and returns the new count; `lockUntil` locks and resets the count. */
+  /** Counts one failure and returns the new count; the bank's `lockUntil` rule may lock (and reset the count). */
   recordLoginFailure(
     accountId: number,
     lockUntil: (failures: number) => number | null,
   ): Promise<{ failures: number; lockedUntil: number | null }>;
   recordLoginSuccess(accountId: number): Promise<void>;
   /**
-   * Applies a money movement atomically and idempotently per (account, txId).
-   * `beforeCommit` runs inside the transaction with the outcome (for a fresh
-   * request only); if it throws, nothing is committed.
+   * Applies a money movement atomically and idempotently per (account, txId):
+   * a txId seen before gets its recorded outcome (`replayed`, or `conflict`
+   * if the request differs); a fresh one is decided by `rule` against the
+   * current balance and committed with the audit line `audit` describes.
+   * Resolves once both are durable; rejects, changing nothing, if the line
+   * cannot be written.
    */
-  applyMoney(request: MoneyRequest, beforeCommit: (outcome: MoneyOutcome) => void): Promise<MoneyOutcome>;
+  applyMoney(request: MoneyRequest, rule: MoneyRule, audit: AuditLine<MoneyDecision>): Promise<MoneyOutcome>;
   /**
-   * The balance as of a commit that is durable. `beforeCommit` runs with it
-   * inside the ledger's transaction (the bank stages its audit line there, so
-   * the line is written and synced with the movements around it).
+   * The balance as of a durable commit. With `audit`, the inquiry's line is
+   * committed with the ledger's next group (so it costs no writes or syncs of
+   * its own) and the answer waits until it is durable.
    */
-  balance(accountId: number, beforeCommit?: (balanceCents: number) => void): Promise<number>;
+  balance(accountId: number, audit?: AuditLine<number>): Promise<number>;
   /** The last `limit` applied movements, newest first. */
   statement(accountId: number, limit: number): Promise<StatementEntry[]>;
   close(): Promise<void>;
-}
-
-/** The rule for a fresh request against the current balance: no overdraft, no balance over the limit. */
-export function decideMoney(balance: number, request: MoneyRequest): Exclude<MoneyOutcome, { status: 'conflict' }> {
-  if (request.kind === 'withdraw') {
-    if (request.amountCents > balance) return { status: 'insufficient_funds', balanceCents: balance, replayed: false };
-    return { status: 'applied', balanceCents: balance - request.amountCents, replayed: false };
-  }
-  const next = balance + request.amountCents;
-  if (next > MAX_BALANCE_CENTS) return { status: 'balance_limit', balanceCents: balance, replayed: false };
-  return { status: 'applied', balanceCents: next, replayed: false };
 }

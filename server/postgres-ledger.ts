@@ -8,7 +8,8 @@
  * one COMMIT. Its audit lines (this node's chain: node id, sequence number,
  * sealed line chained to the previous one) are inserted in that same
  * transaction, so money without its audit line, or the reverse, cannot
- * exist. Audit events that belong to no money request (logins, protocol
+ * exist; the node's audit files get the same lines as `audited-commit.ts`
+ * says. Audit events that belong to no money request (logins, protocol
  * failures) join the next group too, which keeps this node's chain in one
  * order. One group is in flight per node at a time.
  *
@@ -31,19 +32,18 @@ import { formatPlainLine, type AuditEvent } from '../audit/event.ts';
 import type { AuditSink } from '../audit/writer.ts';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import type { StatementEntry } from '../protocol/messages.ts';
-import { decideMoney } from './ledger.ts';
-import type { Account, Ledger, MoneyKind, MoneyOutcome, MoneyRequest } from './ledger.ts';
+import type { AuditedCommit } from './audited-commit.ts';
+import type {
+  Account,
+  AuditLine,
+  Ledger,
+  MoneyDecision,
+  MoneyKind,
+  MoneyOutcome,
+  MoneyRequest,
+  MoneyRule,
+} from './ledger.ts';
 import { migrate } from './postgres-migrations.ts';
-
-/** What the node does at each step of a group commit (its audit files). */
-export type PostgresGroupHooks = {
-  /** Before COMMIT, with the group's audit events in chain order: throw to roll the group back. */
-  beforeCommit?: (events: AuditEvent[]) => void;
-  /** The group's transaction rolled back. */
-  afterRollback?: () => void;
-  /** The group committed; answers wait for the returned promise (the files' sync). */
-  afterCommit?: () => Promise<void>;
-};
 
 export type PostgresLedgerOptions = {
   url: string;
@@ -51,7 +51,8 @@ export type PostgresLedgerOptions = {
   nodeId: string;
   auditKey: Buffer;
   random?: RandomSource;
-  hooks?: PostgresGroupHooks;
+  /** The node's audit files: each group's lines are written there before COMMIT (in chain order). */
+  audited: AuditedCommit;
   /** Connections in the pool: one for the group in flight, the rest for logins and statements. */
   poolSize?: number;
   /** Reports errors of idle connections (PostgreSQL restarting, say); they never crash the node. */
@@ -80,14 +81,15 @@ type Item =
   | {
       type: 'money';
       request: MoneyRequest;
-      beforeCommit: (outcome: MoneyOutcome) => void;
+      rule: MoneyRule;
+      audit: AuditLine<MoneyDecision>;
       resolve: (outcome: MoneyOutcome) => void;
       reject: (error: unknown) => void;
     }
   | {
       type: 'balance';
       accountId: number;
-      beforeCommit: (balanceCents: number) => void;
+      audit: AuditLine<number> | undefined;
       resolve: (balanceCents: number) => void;
       reject: (error: unknown) => void;
     };
@@ -155,8 +157,6 @@ export class PostgresLedger implements Ledger {
   private pendingEvents = batch();
   private inFlight: Promise<void> | null = null;
   private scheduled = false;
-  /** Events staged by the group being decided; null outside a group. */
-  private staging: AuditEvent[] | null = null;
   /** This node's chain head as last committed; null when it must be read again. */
   private chain: ChainPosition | null = null;
   private readonly auditKeys: AuditKeys;
@@ -177,10 +177,6 @@ export class PostgresLedger implements Ledger {
     this.auditKeys = new AuditKeys(options.auditKey);
     this.logId = (options.random ?? secureRandom)(LOG_ID_BYTES);
     this.audit = {
-      stage: (event) => {
-        if (this.staging === null) throw new Error('an audit line can only be staged inside a ledger group');
-        this.staging.push(event);
-      },
       write: (event) => {
         if (this.closed) throw new Error('ledger is closed');
         this.pendingEvents.events.push(event);
@@ -264,16 +260,16 @@ export class PostgresLedger implements Ledger {
     );
   }
 
-  applyMoney(request: MoneyRequest, beforeCommit: (outcome: MoneyOutcome) => void): Promise<MoneyOutcome> {
+  applyMoney(request: MoneyRequest, rule: MoneyRule, audit: AuditLine<MoneyDecision>): Promise<MoneyOutcome> {
     return new Promise((resolve, reject) => {
-      this.enqueue({ type: 'money', request, beforeCommit, resolve, reject });
+      this.enqueue({ type: 'money', request, rule, audit, resolve, reject });
     });
   }
 
   /** Read inside the next group's transaction, so its audit line commits with the group's. */
-  balance(accountId: number, beforeCommit: (balanceCents: number) => void = () => {}): Promise<number> {
+  balance(accountId: number, audit?: AuditLine<number>): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.enqueue({ type: 'balance', accountId, beforeCommit, resolve, reject });
+      this.enqueue({ type: 'balance', accountId, audit, resolve, reject });
     });
   }
 
@@ -373,11 +369,11 @@ export class PostgresLedger implements Ledger {
       try {
         const decided = await this.decideGroup(client, items, given);
         // The node's files get the lines just before COMMIT: a failed write rolls the group back.
-        this.options.hooks?.beforeCommit?.(decided.events);
+        this.options.audited.beforeCommit(decided.events);
         await client.query('COMMIT');
         this.chain = decided.chain;
-        const filesSynced = this.options.hooks?.afterCommit?.() ?? Promise.resolve();
-        await filesSynced;
+        // COMMIT returned, so the database has it (synchronous_commit); the files still sync.
+        await this.options.audited.durable(Promise.resolve());
         return decided.answer;
       } catch (error) {
         this.chain = null;
@@ -385,7 +381,7 @@ export class PostgresLedger implements Ledger {
         await client.query('ROLLBACK').catch((rollbackError: unknown) => {
           broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
         });
-        this.options.hooks?.afterRollback?.();
+        this.options.audited.afterRollback();
         throw error;
       }
     } finally {
@@ -422,60 +418,55 @@ export class PostgresLedger implements Ledger {
     const journal: Array<[number, string, MoneyKind, number, string, number, string]> = [];
     const answers: Array<() => void> = [];
     const staged = [...given];
-    this.staging = staged;
-    try {
-      for (const item of items) {
-        if (item.type === 'balance') {
-          const balance = balances.get(item.accountId);
-          // An unknown account fails its own inquiry, not the whole group.
-          if (balance === undefined) {
-            answers.push(() => item.reject(new Error('unknown account')));
-            continue;
-          }
-          item.beforeCommit(balance);
-          answers.push(() => item.resolve(balance));
-          continue;
-        }
-        const { request } = item;
-        const key = `${request.accountId}:${request.txId}`;
-        const seen = previous.get(key);
-        if (seen) {
-          const outcome: MoneyOutcome =
-            seen.kind !== request.kind || Number(seen.amount_cents) !== request.amountCents
-              ? { status: 'conflict' }
-              : { status: seen.status, balanceCents: Number(seen.balance_after_cents), replayed: true };
-          answers.push(() => item.resolve(outcome));
-          continue;
-        }
-        const balance = balances.get(request.accountId);
+    for (const item of items) {
+      if (item.type === 'balance') {
+        const balance = balances.get(item.accountId);
+        // An unknown account fails its own inquiry, not the whole group.
         if (balance === undefined) {
-          answers.push(() => item.reject(new Error('account vanished')));
+          answers.push(() => item.reject(new Error('unknown account')));
           continue;
         }
-        const outcome = decideMoney(balance, request);
-        balances.set(request.accountId, outcome.balanceCents);
-        journal.push([
-          request.accountId,
-          request.txId,
-          request.kind,
-          request.amountCents,
-          outcome.status,
-          outcome.balanceCents,
-          request.at,
-        ]);
-        previous.set(key, {
-          account_id: String(request.accountId),
-          tx_id: request.txId,
-          kind: request.kind,
-          amount_cents: String(request.amountCents),
-          status: outcome.status,
-          balance_after_cents: String(outcome.balanceCents),
-        });
-        item.beforeCommit(outcome);
-        answers.push(() => item.resolve(outcome));
+        if (item.audit) staged.push(item.audit(balance));
+        answers.push(() => item.resolve(balance));
+        continue;
       }
-    } finally {
-      this.staging = null;
+      const { request } = item;
+      const key = `${request.accountId}:${request.txId}`;
+      const seen = previous.get(key);
+      if (seen) {
+        const outcome: MoneyOutcome =
+          seen.kind !== request.kind || Number(seen.amount_cents) !== request.amountCents
+            ? { status: 'conflict' }
+            : { status: seen.status, balanceCents: Number(seen.balance_after_cents), replayed: true };
+        answers.push(() => item.resolve(outcome));
+        continue;
+      }
+      const balance = balances.get(request.accountId);
+      if (balance === undefined) {
+        answers.push(() => item.reject(new Error('account vanished')));
+        continue;
+      }
+      const outcome = item.rule(balance, request);
+      balances.set(request.accountId, outcome.balanceCents);
+      journal.push([
+        request.accountId,
+        request.txId,
+        request.kind,
+        request.amountCents,
+        outcome.status,
+        outcome.balanceCents,
+        request.at,
+      ]);
+      previous.set(key, {
+        account_id: String(request.accountId),
+        tx_id: request.txId,
+        kind: request.kind,
+        amount_cents: String(request.amountCents),
+        status: outcome.status,
+        balance_after_cents: String(outcome.balanceCents),
+      });
+      staged.push(item.audit(outcome));
+      answers.push(() => item.resolve(outcome));
     }
 
     let position = this.chain ?? (await this.readChainHead(client));

@@ -4,11 +4,10 @@
  * its journal row atomically.
  *
  * Group commit: money requests that arrive together are applied in one
- * SQLite transaction, their audit lines are written together just before it
- * commits (a failure rolls back the whole group, so nothing commits
- * unlogged and nothing is logged that did not commit), and a single
- * fdatasync of the WAL makes the whole group durable before any of them is
- * answered. SQLite runs with `synchronous = NORMAL`
+ * SQLite transaction, committed with their audit lines as
+ * `audited-commit.ts` says, and a single fdatasync of the WAL makes the
+ * whole group durable before any of them is answered. SQLite runs with
+ * `synchronous = NORMAL`
  * because we sync the WAL ourselves, once per group instead of once per
  * commit: an acknowledged movement survives `kill -9` and power loss, as
  * with `FULL`, at a fraction of the fsyncs.
@@ -22,14 +21,18 @@ import Database from 'better-sqlite3';
 
 import { MAX_BALANCE_CENTS } from '../protocol/money.ts';
 import type { StatementEntry } from '../protocol/messages.ts';
+import type { AuditEvent } from '../audit/event.ts';
 import { GroupSync } from '../runtime/group-sync.ts';
-import {
-  decideMoney,
-  type Account,
-  type Ledger,
-  type MoneyKind,
-  type MoneyOutcome,
-  type MoneyRequest,
+import type { AuditedCommit } from './audited-commit.ts';
+import type {
+  Account,
+  AuditLine,
+  Ledger,
+  MoneyDecision,
+  MoneyKind,
+  MoneyOutcome,
+  MoneyRequest,
+  MoneyRule,
 } from './ledger.ts';
 
 const SCHEMA = `
@@ -78,10 +81,12 @@ type JournalRow = {
 
 const fdatasync = promisify(fs.fdatasync);
 
+/** What one member of a group did inside the group's transaction. */
+type Done<T> = { value: T; wrote: boolean; event: AuditEvent | null };
+
 /** One member of a group: its work inside the group's transaction, and how to answer it. */
 type Pending = {
-  /** Runs inside the transaction; returns the answer and whether it wrote anything. */
-  run: () => { value: unknown; wrote: boolean };
+  run: () => Done<unknown>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 };
@@ -130,15 +135,8 @@ function prepareStatements(db: Database.Database) {
 
 type Statements = ReturnType<typeof prepareStatements>;
 
-/** What the owner of the ledger does at each step of a group commit (the bank: its audit log). */
-export type GroupHooks = {
-  /** Inside the group's transaction, after every movement was applied: throw to roll it all back. */
-  beforeCommit?: () => void;
-  /** The group's transaction rolled back. */
-  afterRollback?: () => void;
-  /** The group committed; its WAL sync is in flight. */
-  afterCommit?: () => void;
-};
+/** Test seams: the WAL's fdatasync (a test can hold one open). */
+export type SqliteLedgerOptions = { syncWal?: (fd: number) => Promise<void> };
 
 export class SqliteLedger implements Ledger {
   private readonly db: Database.Database;
@@ -146,15 +144,18 @@ export class SqliteLedger implements Ledger {
   private queue: Pending[] = [];
   private batchScheduled = false;
   private walFd: number | null = null;
-  private readonly wal = new GroupSync(() => fdatasync(this.walDescriptor()));
+  private readonly wal: GroupSync;
   private groups = 0;
   private readonly checkpointer: Worker;
   private readonly checkpointerExited: Promise<void>;
 
   constructor(
     private readonly file: string,
-    private readonly hooks: GroupHooks = {},
+    private readonly audited: AuditedCommit,
+    options: SqliteLedgerOptions = {},
   ) {
+    const syncWal = options.syncWal ?? fdatasync;
+    this.wal = new GroupSync(() => syncWal(this.walDescriptor()));
     this.db = new Database(file);
     fs.chmodSync(file, 0o600);
     this.db.pragma('journal_mode = WAL');
@@ -209,27 +210,27 @@ export class SqliteLedger implements Ledger {
     if (this.statements.resetFailures.run(accountId).changes > 0) await this.committed();
   }
 
-  applyMoney(request: MoneyRequest, beforeCommit: (outcome: MoneyOutcome) => void): Promise<MoneyOutcome> {
-    return this.joinGroup(() => this.decideAndRecord(request, beforeCommit));
+  applyMoney(request: MoneyRequest, rule: MoneyRule, audit: AuditLine<MoneyDecision>): Promise<MoneyOutcome> {
+    return this.joinGroup(() => this.decideAndRecord(request, rule, audit));
   }
 
   /**
-   * Reads the balance inside the next group, so the inquiry's audit line
-   * (staged by `beforeCommit`) is written and synced with the group's rather
-   * than costing writes and syncs of its own.
+   * Reads the balance inside the next group, so the inquiry's audit line is
+   * written and synced with the group's rather than costing writes and syncs
+   * of its own.
    */
-  async balance(accountId: number, beforeCommit: (balanceCents: number) => void = () => {}): Promise<number> {
+  async balance(accountId: number, audit?: AuditLine<number>): Promise<number> {
     const balance = await this.joinGroup(() => {
       // An unknown account fails this inquiry alone, not the whole group.
       const row = this.statements.balance.get(accountId);
-      if (row) beforeCommit(row.balance_cents);
-      return { value: row ? row.balance_cents : null, wrote: false };
+      if (!row) return { value: null, wrote: false, event: null };
+      return { value: row.balance_cents, wrote: false, event: audit ? audit(row.balance_cents) : null };
     });
     if (balance === null) throw new Error('unknown account');
     return balance;
   }
 
-  private joinGroup<T>(run: () => { value: T; wrote: boolean }): Promise<T> {
+  private joinGroup<T>(run: () => Done<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run, resolve: (value) => resolve(value as T), reject });
       if (!this.batchScheduled) {
@@ -256,47 +257,46 @@ export class SqliteLedger implements Ledger {
     try {
       settled = this.db
         .transaction(() => {
+          const events: AuditEvent[] = [];
           const done = batch.map((item) => {
             const result = item.run();
             wrote ||= result.wrote;
+            if (result.event) events.push(result.event);
             return { item, value: result.value };
           });
-          this.hooks.beforeCommit?.();
+          // Throws if the lines cannot be written: the whole group rolls back.
+          this.audited.beforeCommit(events);
           return done;
         })
         .immediate();
     } catch (error) {
-      this.hooks.afterRollback?.();
+      this.audited.afterRollback();
       for (const item of batch) item.reject(error);
       return;
     }
     // A group of reads still waits for earlier commits it may have seen:
     // never report a balance that a crash could still take back.
-    const durable = wrote ? this.committed() : this.wal.all();
-    // Lets the audit log start its sync now, alongside the WAL's.
-    this.hooks.afterCommit?.();
+    const durable = this.audited.durable(wrote ? this.committed() : this.wal.all());
     durable.then(
       () => settled.forEach(({ item, value }) => item.resolve(value)),
       (error: unknown) => batch.forEach((item) => item.reject(error)),
     );
   }
 
-  private decideAndRecord(
-    request: MoneyRequest,
-    beforeCommit: (outcome: MoneyOutcome) => void,
-  ): { value: MoneyOutcome; wrote: boolean } {
+  private decideAndRecord(request: MoneyRequest, rule: MoneyRule, audit: AuditLine<MoneyDecision>): Done<MoneyOutcome> {
     const previous = this.statements.findTx.get(request.accountId, request.txId);
     if (previous) {
       if (previous.kind !== request.kind || previous.amount_cents !== request.amountCents)
-        return { value: { status: 'conflict' }, wrote: false };
+        return { value: { status: 'conflict' }, wrote: false, event: null };
       return {
         value: { status: previous.status, balanceCents: previous.balance_after_cents, replayed: true },
         wrote: false,
+        event: null,
       };
     }
     const current = this.statements.balance.get(request.accountId);
     if (!current) throw new Error('account vanished');
-    const outcome = decideMoney(current.balance_cents, request);
+    const outcome = rule(current.balance_cents, request);
     if (outcome.status === 'applied') this.statements.setBalance.run(outcome.balanceCents, request.accountId);
     this.statements.insertJournal.run(
       request.accountId,
@@ -307,9 +307,7 @@ export class SqliteLedger implements Ledger {
       outcome.balanceCents,
       request.at,
     );
-    // Inside the group's transaction: if it throws, the whole group rolls back.
-    beforeCommit(outcome);
-    return { value: outcome, wrote: true };
+    return { value: outcome, wrote: true, event: audit(outcome) };
   }
 
   /** Resolves once every commit made so far is on disk (one WAL fdatasync serves many commits). */

@@ -8,16 +8,15 @@ import path from 'node:path';
 
 import Database from 'better-sqlite3';
 
+import { AuditedCommit } from '../../server/audited-commit.ts';
 import type { Ledger } from '../../server/ledger.ts';
 import { PostgresLedger } from '../../server/postgres-ledger.ts';
 import { SqliteLedger } from '../../server/sqlite-ledger.ts';
 import { tempDir } from '../helpers.ts';
 import { SKIP_POSTGRES_REASON, createTestDatabase, queryRows } from '../postgres.ts';
+import { TestAuditLog } from './fixtures.ts';
 
 export const AUDIT_KEY = Buffer.alloc(32, 7);
-
-/** What a test may hook into a group commit: the same on both backends. */
-export type TestHooks = { beforeCommit?: () => void; afterRollback?: () => void };
 
 export type OpenedLedger = {
   ledger: Ledger & { readonly groupStats: { groups: number } };
@@ -32,15 +31,15 @@ export type Backend = {
   name: 'sqlite' | 'postgres';
   /** Why this backend's tests are skipped, or '' when they run. */
   skip: string;
-  open(hooks?: TestHooks): Promise<OpenedLedger>;
+  open(log?: TestAuditLog): Promise<OpenedLedger>;
 };
 
 const sqlite: Backend = {
   name: 'sqlite',
   skip: '',
-  async open(hooks = {}) {
+  async open(log = new TestAuditLog()) {
     const file = path.join(tempDir(), 'ledger.db');
-    const ledger = new SqliteLedger(file, hooks);
+    const ledger = new SqliteLedger(file, new AuditedCommit(log));
     const read = <T>(work: (db: Database.Database) => T): T => {
       const db = new Database(file);
       try {
@@ -64,17 +63,22 @@ const sqlite: Backend = {
 
 export async function openPostgresLedger(
   url: string,
-  options: { nodeId?: string; hooks?: TestHooks } = {},
+  options: { nodeId?: string; log?: TestAuditLog } = {},
 ): Promise<PostgresLedger> {
-  return PostgresLedger.open({ url, nodeId: options.nodeId ?? 'node-a', auditKey: AUDIT_KEY, hooks: options.hooks });
+  return PostgresLedger.open({
+    url,
+    nodeId: options.nodeId ?? 'node-a',
+    auditKey: AUDIT_KEY,
+    audited: new AuditedCommit(options.log ?? new TestAuditLog()),
+  });
 }
 
 const postgres: Backend = {
   name: 'postgres',
   skip: SKIP_POSTGRES_REASON,
-  async open(hooks = {}) {
+  async open(log = new TestAuditLog()) {
     const database = await createTestDatabase();
-    const ledger = await openPostgresLedger(database.url, { hooks });
+    const ledger = await openPostgresLedger(database.url, { log });
     return {
       ledger,
       journalTxIds: async () =>

@@ -4,11 +4,15 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 
-import type { MoneyRequest } from '../../server/ledger.ts';
-import { BACKENDS, type OpenedLedger, type TestHooks } from './ledger-backends.ts';
+import { decideMoney } from '../../server/bank.ts';
+import type { MoneyDecision, MoneyRequest } from '../../server/ledger.ts';
+import { TestAuditLog, testLine } from './fixtures.ts';
+import { BACKENDS, type OpenedLedger } from './ledger-backends.ts';
 
 const at = '2026-01-01T00:00:00Z';
-const ignore = (): void => {};
+/** The bank's rule; the ledger applies whatever rule it is given. */
+const rule = decideMoney;
+const line = (decided: MoneyDecision) => testLine('deposit', decided.status);
 
 describe.each(BACKENDS)('ledger on $name', (backend) => {
   let opened: OpenedLedger | null = null;
@@ -17,8 +21,8 @@ describe.each(BACKENDS)('ledger on $name', (backend) => {
     opened = null;
   });
 
-  async function withAccount(hooks: TestHooks = {}): Promise<OpenedLedger & { accountId: number }> {
-    opened = await backend.open(hooks);
+  async function withAccount(log = new TestAuditLog()): Promise<OpenedLedger & { accountId: number }> {
+    opened = await backend.open(log);
     const account = await opened.ledger.createAccount('grace', 'hash', at);
     if (!account) throw new Error('no account');
     return { ...opened, accountId: account.id };
@@ -41,7 +45,9 @@ describe.each(BACKENDS)('ledger on $name', (backend) => {
     const { ledger, accountId } = await withAccount();
     const before = ledger.groupStats.groups;
     const outcomes = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => ledger.applyMoney(request(accountId, `tx-${i}`, 'deposit', 100), ignore)),
+      Array.from({ length: 200 }, (_, i) =>
+        ledger.applyMoney(request(accountId, `tx-${i}`, 'deposit', 100), rule, line),
+      ),
     );
     expect(outcomes.every((outcome) => outcome.status === 'applied')).toBe(true);
     expect(await ledger.balance(accountId)).toBe(20_000);
@@ -51,21 +57,17 @@ describe.each(BACKENDS)('ledger on $name', (backend) => {
   it.skipIf(backend.skip)(
     'commits none of a group when its audit lines cannot be written, and answers every member with the failure',
     async () => {
-      let diskFull = false;
-      let rolledBack = 0;
-      const { ledger, accountId, journalTxIds } = await withAccount({
-        beforeCommit: () => {
-          if (diskFull) throw new Error('no space left on device');
-        },
-        afterRollback: () => (rolledBack += 1),
-      });
-      const move = (n: number) => ledger.applyMoney(request(accountId, `tx-group-${n}`, 'deposit', n * 100), ignore);
+      const log = new TestAuditLog();
+      const { ledger, accountId, journalTxIds } = await withAccount(log);
+      const move = (n: number) =>
+        ledger.applyMoney(request(accountId, `tx-group-${n}`, 'deposit', n * 100), rule, line);
       await move(1);
-      diskFull = true;
+      log.failWith = new Error('no space left on device');
       const results = await Promise.allSettled([move(2), move(3), move(4)]);
       expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected', 'rejected']);
-      expect(rolledBack).toBe(1);
-      diskFull = false;
+      expect(log.rollbacks).toBe(1);
+      expect(log.lines).toEqual(['deposit applied']);
+      log.failWith = null;
       expect(await ledger.balance(accountId)).toBe(100);
       expect(await journalTxIds()).toEqual(['tx-group-1']);
       // The same transaction ids go through once the disk has room again.
@@ -74,19 +76,20 @@ describe.each(BACKENDS)('ledger on $name', (backend) => {
     },
   );
 
-  it.skipIf(backend.skip)('reads balances inside the group, running their hooks before the group commits', async () => {
-    const steps: string[] = [];
-    const { ledger, accountId } = await withAccount({ beforeCommit: () => steps.push('commit') });
-    steps.length = 0;
+  it.skipIf(backend.skip)('reads balances inside the group and writes their audit lines with the group', async () => {
+    const log = new TestAuditLog();
+    const { ledger, accountId } = await withAccount(log);
     const groupsBefore = ledger.groupStats.groups;
     const [deposit, balance, unknown] = await Promise.allSettled([
-      ledger.applyMoney(request(accountId, 'tx-with-reads', 'deposit', 250), () => steps.push('deposit')),
-      ledger.balance(accountId, (cents) => steps.push(`balance ${cents}`)),
-      ledger.balance(accountId + 1000, () => steps.push('never')),
+      ledger.applyMoney(request(accountId, 'tx-with-reads', 'deposit', 250), rule, line),
+      ledger.balance(accountId, (cents) => testLine('balance', String(cents))),
+      ledger.balance(accountId + 1000, () => testLine('balance', 'never')),
     ]);
-    // One group: the read sees the deposit before it, and its hook runs inside the transaction.
+    // One group: the read sees the deposit before it, and both lines are written together.
     expect(ledger.groupStats.groups - groupsBefore).toBe(1);
-    expect(steps).toEqual(['deposit', 'balance 250', 'commit']);
+    expect(log.groups.map((group) => group.map((event) => `${event.action} ${event.outcome}`))).toEqual([
+      ['deposit applied', 'balance 250'],
+    ]);
     expect(deposit.status).toBe('fulfilled');
     expect(balance).toEqual({ status: 'fulfilled', value: 250 });
     // An unknown account fails its own inquiry, not the group around it.
@@ -95,9 +98,12 @@ describe.each(BACKENDS)('ledger on $name', (backend) => {
 
   it.skipIf(backend.skip)('answers a repeated transaction id inside the same group as a replay', async () => {
     const { ledger, accountId } = await withAccount();
-    await ledger.applyMoney(request(accountId, 'tx-seed', 'deposit', 100), ignore);
+    await ledger.applyMoney(request(accountId, 'tx-seed', 'deposit', 100), rule, line);
     const twice = request(accountId, 'tx-twice-same-group', 'withdraw', 100);
-    const [first, second] = await Promise.all([ledger.applyMoney(twice, ignore), ledger.applyMoney(twice, ignore)]);
+    const [first, second] = await Promise.all([
+      ledger.applyMoney(twice, rule, line),
+      ledger.applyMoney(twice, rule, line),
+    ]);
     expect(first).toEqual({ status: 'applied', balanceCents: 0, replayed: false });
     expect(second).toEqual({ status: 'applied', balanceCents: 0, replayed: true });
   });
@@ -107,32 +113,48 @@ describe.each(BACKENDS)('ledger on $name', (backend) => {
     async () => {
       const { ledger, accountId, journalTxIds } = await withAccount();
       const overdraft = request(accountId, 'tx-overdraft', 'withdraw', 500);
-      expect(await ledger.applyMoney(overdraft, ignore)).toEqual({
+      expect(await ledger.applyMoney(overdraft, rule, line)).toEqual({
         status: 'insufficient_funds',
         balanceCents: 0,
         replayed: false,
       });
-      await ledger.applyMoney(request(accountId, 'tx-fund', 'deposit', 1_000), ignore);
+      await ledger.applyMoney(request(accountId, 'tx-fund', 'deposit', 1_000), rule, line);
       // Funds arrived since, but the retry of the refused request is still the refusal, not a withdrawal.
-      expect(await ledger.applyMoney(overdraft, ignore)).toEqual({
+      expect(await ledger.applyMoney(overdraft, rule, line)).toEqual({
         status: 'insufficient_funds',
         balanceCents: 0,
         replayed: true,
       });
-      expect(await ledger.applyMoney({ ...overdraft, amountCents: 499 }, ignore)).toEqual({ status: 'conflict' });
+      expect(await ledger.applyMoney({ ...overdraft, amountCents: 499 }, rule, line)).toEqual({ status: 'conflict' });
       expect(await ledger.balance(accountId)).toBe(1_000);
       expect(await journalTxIds()).toEqual(['tx-overdraft', 'tx-fund']);
     },
   );
 
-  it.skipIf(backend.skip)('calls a movement hook only for a fresh request, never for a replay', async () => {
-    const { ledger, accountId } = await withAccount();
-    const seen: string[] = [];
-    const deposit = request(accountId, 'tx-hooked', 'deposit', 100);
-    await ledger.applyMoney(deposit, (outcome) => seen.push(outcome.status));
-    await ledger.applyMoney(deposit, (outcome) => seen.push(`again ${outcome.status}`));
-    expect(seen).toEqual(['applied']);
+  it.skipIf(backend.skip)('writes an audit line for a fresh request only, never for a replay', async () => {
+    const log = new TestAuditLog();
+    const { ledger, accountId } = await withAccount(log);
+    const deposit = request(accountId, 'tx-audited', 'deposit', 100);
+    await ledger.applyMoney(deposit, rule, line);
+    await ledger.applyMoney(deposit, rule, (decided) => testLine('deposit', `again ${decided.status}`));
+    expect(log.lines).toEqual(['deposit applied']);
   });
+
+  it.skipIf(backend.skip)(
+    'decides a fresh request by the rule it is given, against the balance in the transaction',
+    async () => {
+      const { ledger, accountId } = await withAccount();
+      const seen: number[] = [];
+      const halve = (balanceCents: number, move: MoneyRequest): MoneyDecision => {
+        seen.push(balanceCents);
+        return { status: 'applied', balanceCents: balanceCents + Math.floor(move.amountCents / 2), replayed: false };
+      };
+      await ledger.applyMoney(request(accountId, 'tx-rule-1', 'deposit', 1_000), halve, line);
+      await ledger.applyMoney(request(accountId, 'tx-rule-2', 'deposit', 1_000), halve, line);
+      expect(seen).toEqual([0, 500]);
+      expect(await ledger.balance(accountId)).toBe(1_000);
+    },
+  );
 
   it.skipIf(backend.skip)('refuses a negative balance in the schema itself', async () => {
     const { forceBalance, accountId } = await withAccount();
@@ -159,9 +181,9 @@ describe.each(BACKENDS)('ledger on $name', (backend) => {
 
   it.skipIf(backend.skip)('lists applied movements newest first, leaving refusals out', async () => {
     const { ledger, accountId } = await withAccount();
-    await ledger.applyMoney(request(accountId, 'tx-1', 'deposit', 1_000), ignore);
-    await ledger.applyMoney(request(accountId, 'tx-2', 'withdraw', 5_000), ignore);
-    await ledger.applyMoney(request(accountId, 'tx-3', 'withdraw', 300), ignore);
+    await ledger.applyMoney(request(accountId, 'tx-1', 'deposit', 1_000), rule, line);
+    await ledger.applyMoney(request(accountId, 'tx-2', 'withdraw', 5_000), rule, line);
+    await ledger.applyMoney(request(accountId, 'tx-3', 'withdraw', 300), rule, line);
     expect(await ledger.statement(accountId, 10)).toEqual([
       { at, kind: 'withdraw', amountCents: 300, balanceAfterCents: 700 },
       { at, kind: 'deposit', amountCents: 1_000, balanceAfterCents: 1_000 },

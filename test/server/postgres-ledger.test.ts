@@ -8,10 +8,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { AuditKeys, CHAIN_START, openLine } from '../../audit/chain.ts';
 import type { AuditEvent } from '../../audit/event.ts';
+import { decideMoney } from '../../server/bank.ts';
 import type { MoneyRequest } from '../../server/ledger.ts';
 import { loadMigrations, migrate } from '../../server/postgres-migrations.ts';
 import type { PostgresLedger } from '../../server/postgres-ledger.ts';
 import { SKIP_POSTGRES_REASON, createTestDatabase, queryRows, type TestDatabase } from '../postgres.ts';
+import { TestAuditLog } from './fixtures.ts';
 import { AUDIT_KEY, openPostgresLedger } from './ledger-backends.ts';
 
 const at = '2026-01-01T00:00:00Z';
@@ -46,9 +48,9 @@ describe.skipIf(SKIP_POSTGRES_REASON)('PostgresLedger', () => {
     database = null;
   });
 
-  async function node(nodeId: string, hooks = {}): Promise<PostgresLedger> {
+  async function node(nodeId: string, log = new TestAuditLog()): Promise<PostgresLedger> {
     database ??= await createTestDatabase();
-    const ledger = await openPostgresLedger(database.url, { nodeId, hooks });
+    const ledger = await openPostgresLedger(database.url, { nodeId, log });
     ledgers.push(ledger);
     return ledger;
   }
@@ -72,23 +74,19 @@ describe.skipIf(SKIP_POSTGRES_REASON)('PostgresLedger', () => {
   });
 
   it('commits each group with its audit lines, chained per node, and neither without the other', async () => {
-    let diskFull = false;
-    const ledger = await node('node-a', {
-      beforeCommit: () => {
-        if (diskFull) throw new Error('no space left on device');
-      },
-    });
+    const files = new TestAuditLog();
+    const ledger = await node('node-a', files);
     const account = await ledger.createAccount('grace', 'hash', at);
     const accountId = account?.id ?? 0;
     const deposit = (txId: string) =>
-      ledger.applyMoney({ accountId, txId, kind: 'deposit', amountCents: 100, at }, (outcome) =>
-        ledger.audit.stage(event(`${txId} ${outcome.status}`)),
+      ledger.applyMoney({ accountId, txId, kind: 'deposit', amountCents: 100, at }, decideMoney, (decided) =>
+        event(`${txId} ${decided.status}`),
       );
     ledger.audit.write(event('login'));
     await Promise.all([deposit('tx-1'), deposit('tx-2')]);
-    diskFull = true;
+    files.failWith = new Error('no space left on device');
     await expect(deposit('tx-3')).rejects.toThrow(/no space/);
-    diskFull = false;
+    files.failWith = null;
     await deposit('tx-4');
     await ledger.audit.flush();
     expect((await chainEvents(database!.url, 'node-a')).map((e) => e.outcome)).toEqual([
@@ -119,10 +117,12 @@ describe.skipIf(SKIP_POSTGRES_REASON)('PostgresLedger', () => {
     const [a, b] = [await node('node-a'), await node('node-b')];
     const account = await a.createAccount('grace', 'hash', at);
     const accountId = account?.id ?? 0;
-    await a.applyMoney({ accountId, txId: 'fund', kind: 'deposit', amountCents: 2_500, at }, () => {});
+    await a.applyMoney({ accountId, txId: 'fund', kind: 'deposit', amountCents: 2_500, at }, decideMoney, () =>
+      event('fund'),
+    );
     const withdraw = (ledger: PostgresLedger, i: number) => {
       const request: MoneyRequest = { accountId, txId: `w-${i}`, kind: 'withdraw', amountCents: 100, at };
-      return ledger.applyMoney(request, (outcome) => ledger.audit.stage(event(`w-${i} ${outcome.status}`)));
+      return ledger.applyMoney(request, decideMoney, (decided) => event(`w-${i} ${decided.status}`));
     };
     const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => withdraw(i % 2 === 0 ? a : b, i)));
     const applied = outcomes.filter((outcome) => outcome.status === 'applied').length;
@@ -146,8 +146,8 @@ describe.skipIf(SKIP_POSTGRES_REASON)('PostgresLedger', () => {
     for (let round = 0; round < 5; round += 1) {
       const txId = `sent-twice-${round}`;
       const outcomes = await Promise.all([
-        a.applyMoney({ ...request, txId }, () => {}),
-        b.applyMoney({ ...request, txId }, () => {}),
+        a.applyMoney({ ...request, txId }, decideMoney, () => event(txId)),
+        b.applyMoney({ ...request, txId }, decideMoney, () => event(txId)),
       ]);
       expect(outcomes.map((outcome) => outcome.status === 'applied' && outcome.replayed).sort()).toEqual([false, true]);
     }

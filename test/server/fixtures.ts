@@ -1,0 +1,195 @@
+/**
+ * Fixtures for the bank's own tests: an audit log that keeps what it was
+ * given (and can refuse, like a full disk), a ledger in memory, and a
+ * password hasher without bcrypt, so `Bank`'s rules run without TCP,
+ * SQLite or bcrypt.
+ */
+import type { AuditEvent } from '../../audit/event.ts';
+import type { AuditSink } from '../../audit/writer.ts';
+import type { StatementEntry } from '../../protocol/messages.ts';
+import { AuditedCommit, type GroupAuditLog } from '../../server/audited-commit.ts';
+import type {
+  Account,
+  AuditLine,
+  Ledger,
+  MoneyDecision,
+  MoneyKind,
+  MoneyOutcome,
+  MoneyRequest,
+  MoneyRule,
+} from '../../server/ledger.ts';
+import type { PasswordHasher } from '../../server/password-hasher.ts';
+
+/**
+ * The audit files: keeps the lines of each write (a ledger group's, or one
+ * event the bank wrote itself), counts rollbacks, and while `failWith` is set
+ * refuses every write.
+ */
+export class TestAuditLog implements GroupAuditLog, AuditSink {
+  /** The lines of each write, in order. */
+  readonly groups: AuditEvent[][] = [];
+  rollbacks = 0;
+  failWith: Error | null = null;
+  private staged: AuditEvent[] = [];
+
+  stage(event: AuditEvent): void {
+    this.staged.push(event);
+  }
+
+  writeStaged(): void {
+    const staged = this.staged;
+    this.staged = [];
+    if (this.failWith) throw this.failWith;
+    if (staged.length > 0) this.groups.push(staged);
+  }
+
+  discardStaged(): void {
+    this.staged = [];
+    this.rollbacks += 1;
+  }
+
+  write(event: AuditEvent): void {
+    this.stage(event);
+    this.writeStaged();
+  }
+
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  get events(): AuditEvent[] {
+    return this.groups.flat();
+  }
+
+  /** Every line written, in order, as `action outcome`. */
+  get lines(): string[] {
+    return this.events.map((event) => `${event.action} ${event.outcome}`);
+  }
+}
+
+/** An audit line for a ledger test: what happened, as the bank would describe it. */
+export function testLine(action: AuditEvent['action'], outcome: string): AuditEvent {
+  return { at: '2026-01-01T00:00:00Z', atm: 1, user: 'grace', action, amountCents: null, outcome };
+}
+
+type JournalEntry = MoneyRequest & { status: MoneyDecision['status']; balanceAfterCents: number };
+
+/**
+ * A ledger in memory that keeps the `Ledger` contract: idempotent per
+ * (account, txId), the bank's rule applied to the current balance, and each
+ * line committed with its movement through `AuditedCommit` (a refused write
+ * changes nothing). Every call is one group.
+ */
+export class MemoryLedger implements Ledger {
+  private readonly accounts = new Map<number, Account>();
+  private readonly journal: JournalEntry[] = [];
+
+  constructor(private readonly audited: AuditedCommit) {}
+
+  async createAccount(username: string, passwordHash: string): Promise<Account | null> {
+    if (await this.findAccount(username)) return null;
+    const account = {
+      id: this.accounts.size + 1,
+      username,
+      passwordHash,
+      balanceCents: 0,
+      failedLogins: 0,
+      lockedUntil: null,
+    };
+    this.accounts.set(account.id, account);
+    return { ...account };
+  }
+
+  async findAccount(username: string): Promise<Account | null> {
+    for (const account of this.accounts.values()) {
+      if (account.username.toLowerCase() === username.toLowerCase()) return { ...account };
+    }
+    return null;
+  }
+
+  async recordLoginFailure(
+    accountId: number,
+    lockUntil: (failures: number) => number | null,
+  ): Promise<{ failures: number; lockedUntil: number | null }> {
+    const account = this.account(accountId);
+    account.failedLogins += 1;
+    const failures = account.failedLogins;
+    const until = lockUntil(failures);
+    if (until !== null) {
+      account.failedLogins = 0;
+      account.lockedUntil = until;
+    }
+    return { failures, lockedUntil: account.lockedUntil };
+  }
+
+  async recordLoginSuccess(accountId: number): Promise<void> {
+    const account = this.account(accountId);
+    account.failedLogins = 0;
+    account.lockedUntil = null;
+  }
+
+  async applyMoney(request: MoneyRequest, rule: MoneyRule, audit: AuditLine<MoneyDecision>): Promise<MoneyOutcome> {
+    const previous = this.journal.find((entry) => entry.accountId === request.accountId && entry.txId === request.txId);
+    if (previous) {
+      if (previous.kind !== request.kind || previous.amountCents !== request.amountCents) return { status: 'conflict' };
+      return { status: previous.status, balanceCents: previous.balanceAfterCents, replayed: true };
+    }
+    const account = this.account(request.accountId);
+    const decided = rule(account.balanceCents, request);
+    this.commit([audit(decided)]);
+    account.balanceCents = decided.balanceCents;
+    this.journal.push({ ...request, status: decided.status, balanceAfterCents: decided.balanceCents });
+    await this.audited.durable(Promise.resolve());
+    return decided;
+  }
+
+  async balance(accountId: number, audit?: AuditLine<number>): Promise<number> {
+    const { balanceCents } = this.account(accountId);
+    if (audit) this.commit([audit(balanceCents)]);
+    await this.audited.durable(Promise.resolve());
+    return balanceCents;
+  }
+
+  async statement(accountId: number, limit: number): Promise<StatementEntry[]> {
+    return this.journal
+      .filter((entry) => entry.accountId === accountId && entry.status === 'applied')
+      .reverse()
+      .slice(0, limit)
+      .map((entry) => ({
+        at: entry.at,
+        kind: entry.kind as MoneyKind,
+        amountCents: entry.amountCents,
+        balanceAfterCents: entry.balanceAfterCents,
+      }));
+  }
+
+  async close(): Promise<void> {}
+
+  /** Sets a balance directly, for a test that needs one near a limit. */
+  setBalance(accountId: number, cents: number): void {
+    this.account(accountId).balanceCents = cents;
+  }
+
+  /** The transaction: its audit lines first; if they cannot be written, nothing changes. */
+  private commit(events: AuditEvent[]): void {
+    try {
+      this.audited.beforeCommit(events);
+    } catch (error) {
+      this.audited.afterRollback();
+      throw error;
+    }
+  }
+
+  private account(accountId: number): Account {
+    const account = this.accounts.get(accountId);
+    if (!account) throw new Error('unknown account');
+    return account;
+  }
+}
+
+/** Passwords "hashed" by prefixing: the bank's rules, not bcrypt, are under test. */
+export const fakeHasher: PasswordHasher = {
+  hash: async (password) => `hashed:${password}`,
+  compare: async (password, hash) => hash === `hashed:${password}`,
+  close: async () => {},
+};
