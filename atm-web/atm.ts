@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 
-import { BANK_AUTH_FILE, createSecretFile, readBankAuth } from '../runtime/key-files.ts';
+import { atmKeyFileName, createSecretFile, readAtmCredential } from '../runtime/key-files.ts';
 import { secureRandom } from '../protocol/crypto.ts';
 import { silentLogger, type Logger } from '../runtime/logger.ts';
 import { createApp, SESSION_IDLE_MS, type AtmAppDeps } from './app.ts';
@@ -45,18 +45,17 @@ function sessionSecret(dataDir: string, atmId: number): string {
 
 export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
   const logger = options.logger ?? silentLogger;
-  const authFile = path.join(options.dataDir, BANK_AUTH_FILE);
-  if (!fs.existsSync(authFile)) {
+  const keyFile = path.join(options.dataDir, atmKeyFileName(options.atmId));
+  if (!fs.existsSync(keyFile)) {
     throw new Error(
-      `${authFile} not found: start the bank with this data directory first (npm run bank -- --data-dir ${options.dataDir})`,
+      `${keyFile} not found: provision this ATM at the bank first (npm run bank -- provision-atm ${options.atmId} --data-dir <the bank's data dir>) and copy the file here`,
     );
   }
-  const terminalKey = readBankAuth(authFile);
+  const credential = readAtmCredential(keyFile, options.atmId);
   const link = new BankLink({
     host: options.bankHost,
     port: options.bankPort,
-    terminalKey,
-    atmId: options.atmId,
+    credential,
     logger,
     customerIdleMs: options.sessionIdleMs ?? SESSION_IDLE_MS,
     ...options.link,

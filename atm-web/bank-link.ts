@@ -6,13 +6,14 @@
  */
 import { BankClient, type CustomerSession } from '../protocol/client.ts';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
+import type { AtmCredential } from '../protocol/handshake.ts';
 import type { Logger } from '../runtime/logger.ts';
 
 export type BankLinkOptions = {
   host: string;
   port: number;
-  terminalKey: Buffer;
-  atmId: number;
+  /** This ATM's `atm-N.key`: its number, its own terminal key, the bank's pinned public key. */
+  credential: AtmCredential;
   logger: Logger;
   random?: RandomSource;
   /** First retry delay; doubles up to `maxBackoffMs`. */
@@ -127,14 +128,14 @@ export class BankLink {
 
   private async connect(): Promise<void> {
     if (this.stopped || this.available) return;
-    const { host, port, terminalKey, atmId, logger } = this.options;
+    const { host, port, credential, logger } = this.options;
+    const atmId = credential.atmId;
     try {
       const client = await BankClient.connect({
         host,
         port,
-        terminalKey,
-        atmId,
-        random: this.random,
+        credential,
+        ...(this.options.random ? { random: this.options.random } : {}),
         requestTimeoutMs: this.options.requestTimeoutMs ?? 30_000,
       });
       if (this.stopped) {
@@ -163,7 +164,7 @@ export class BankLink {
     for (const [handle, customer] of this.customers) if (customer.client === client) this.customers.delete(handle);
     if (this.stopped) return;
     this.options.logger.warn(
-      { atm: this.options.atmId, action: 'bank_link', outcome: code },
+      { atm: this.options.credential.atmId, action: 'bank_link', outcome: code },
       'bank connection lost; reconnecting',
     );
     this.scheduleRetry();

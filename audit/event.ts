@@ -14,6 +14,7 @@ export const AUDIT_ACTIONS = [
   'balance',
   'statement',
   'protocol_error',
+  'atm_revoked',
   'bank_start',
   'bank_stop',
   'audit_recovered',

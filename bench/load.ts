@@ -6,8 +6,12 @@
  * from the scheduled time, so stalls are not hidden) measures latency at a
  * given rate.
  */
+import type { AtmCredential } from '../protocol/handshake.ts';
 import { BankClient, type CustomerSession } from '../protocol/client.ts';
 import { BankError } from '../protocol/errors.ts';
+
+/** A bank to load, and the credential of each ATM number the load generator plays (it acts as the operator). */
+export type BankTarget = { host: string; port: number; credentialFor(atmId: number): AtmCredential };
 
 export type Session = { client: BankClient; session: CustomerSession; next: number };
 
@@ -31,14 +35,19 @@ export async function mixedOperation(s: Session): Promise<void> {
 }
 
 export async function openSessions(
-  target: { host: string; port: number; terminalKey: Buffer },
+  target: BankTarget,
   connections: number,
   sessionsEach: number,
   prefix: string,
 ): Promise<Session[]> {
   const sessions: Session[] = [];
   for (let c = 0; c < connections; c += 1) {
-    const client = await BankClient.connect({ ...target, atmId: 100 + c, requestTimeoutMs: 60_000 });
+    const client = await BankClient.connect({
+      host: target.host,
+      port: target.port,
+      credential: target.credentialFor(100 + c),
+      requestTimeoutMs: 60_000,
+    });
     const made = await Promise.all(
       Array.from({ length: sessionsEach }, async (_, s) => {
         const username = `${prefix}${c}x${s}`;

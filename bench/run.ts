@@ -14,12 +14,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { readBankAuth } from '../runtime/key-files.ts';
 import type { ServiceTimes } from '../server/bank-server.ts';
 import { parseServiceReports } from '../server/service-report.ts';
+import { Terminals } from '../server/terminals.ts';
 import { spawnEntry, waitForOutput } from '../test/process.ts';
 import { BankClient } from '../protocol/client.ts';
-import { closedLoop, loginStorm, openLoop, openSessions, pingOperation, type Operation, type Session } from './load.ts';
+import {
+  closedLoop,
+  loginStorm,
+  openLoop,
+  openSessions,
+  pingOperation,
+  type BankTarget,
+  type Operation,
+  type Session,
+} from './load.ts';
 import { schedulingGaps } from './machine.ts';
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
 import { cpuSeconds, memoryMb } from './proc.ts';
@@ -126,22 +135,27 @@ async function main(): Promise<void> {
     /bank listening on 127\.0\.0\.1:(\d+)/,
   );
   const pid = bank.pid ?? 0;
-  const target = {
+  // The bench plays many ATMs, so it takes their credentials as the operator would provision them.
+  const terminals = Terminals.open(dataDir);
+  const target: BankTarget = {
     host: '127.0.0.1',
     port: Number(match[1]),
-    terminalKey: readBankAuth(path.join(dataDir, 'bank.auth')),
+    credentialFor: (atmId) => terminals.credentialFor(atmId),
   };
+  const connect = (atmId: number, requestTimeoutMs?: number): Promise<BankClient> =>
+    BankClient.connect({
+      host: target.host,
+      port: target.port,
+      credential: target.credentialFor(atmId),
+      ...(requestTimeoutMs ? { requestTimeoutMs } : {}),
+    });
 
   // 1,000 connected idle ATMs (handshake done, nothing else): what do they cost the bank?
   const rssBeforeIdle = memoryMb(pid).rss;
   const idle: BankClient[] = [];
   for (let i = 0; i < idleAtms; i += 50) {
     idle.push(
-      ...(await Promise.all(
-        Array.from({ length: Math.min(50, idleAtms - i) }, (_, j) =>
-          BankClient.connect({ ...target, atmId: 1000 + i + j }),
-        ),
-      )),
+      ...(await Promise.all(Array.from({ length: Math.min(50, idleAtms - i) }, (_, j) => connect(1000 + i + j)))),
     );
   }
   await new Promise((resolve) => setTimeout(resolve, 500));
@@ -185,7 +199,7 @@ async function main(): Promise<void> {
   );
   log(describeInBank(floor.inBank));
 
-  const loginClient = await BankClient.connect({ ...target, atmId: 99, requestTimeoutMs: 60_000 });
+  const loginClient = await connect(99, 60_000);
   await loginClient.signup('login-storm', 'bench-password');
   let stopLogins = false;
   const logins = loginStorm(loginClient, 'login-storm', () => stopLogins);
@@ -204,6 +218,7 @@ async function main(): Promise<void> {
   for (const s of new Set(sessions.map((x) => x.client))) s.close();
 
   // The web tier: deposits through one ATM against a bare Express route.
+  terminals.provision(1);
   const { child: atm, match: atmMatch } = await start(
     'atm-web/main.ts',
     ['1', '--bank', `127.0.0.1:${target.port}`, '--data-dir', dataDir, '--port', '0', '--auth-rate-limit', '100000'],

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 
 import { DEFAULT_BCRYPT_COST, startBankServer } from '../server/bank-server.ts';
+import { Terminals } from '../server/terminals.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { ATM_PORT_BASE, startAtm } from '../atm-web/atm.ts';
 
@@ -37,6 +38,8 @@ async function main(): Promise<void> {
     isolatePasswordHashing: true,
     logger: bankLogger,
   });
+  // ATM 1 shares the bank's data directory here, so it gets its own key file there.
+  Terminals.open(dataDir).provision(1);
   const atm = await startAtm({
     atmId: 1,
     bankHost: HOST,

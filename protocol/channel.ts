@@ -24,6 +24,8 @@ import {
   RecordSession,
   deriveSessionKeys,
   peekSessionId,
+  wipeDirectionalKeys,
+  type DirectionalKeys,
 } from './record.ts';
 
 /** A session on the channel: null is the connection's own, else a customer session's id in hex. */
@@ -42,8 +44,10 @@ const ALERT_LINGER_MS = 1_000;
 
 export type ChannelOptions<In> = {
   role: ChannelRole;
+  /** The handshake's result: its channel keys are installed and wiped at once. */
   secrets: ChannelSecrets;
-  random: RandomSource;
+  /** IVs only (`pooledIvRandom` in production); keys never come from here. */
+  ivRandom: RandomSource;
   /** The reader the handshake used, and what it had read behind the handshake. */
   reader: FrameReader;
   rest?: ReadResult;
@@ -64,13 +68,22 @@ export class SecureChannel<In> {
   private readonly own: RecordSession;
   private readonly sessions = new Map<string, RecordSession>();
   private closedWith: ProtocolError | null = null;
+  /**
+   * All this connection keeps of its handshake: nothing from which the keys
+   * of an earlier message could be rebuilt (a memory dump at message n must
+   * not open message 0).
+   */
+  private readonly binding: { atmId: number; transcriptHash: Buffer };
+  private readonly options: Omit<ChannelOptions<In>, 'secrets'>;
 
   constructor(
     private readonly socket: net.Socket,
-    private readonly options: ChannelOptions<In>,
+    { secrets, ...options }: ChannelOptions<In>,
   ) {
+    this.options = options;
     this.role = ROLES[options.role];
-    this.own = this.install(CHANNEL_SESSION_ID, options.secrets.channelSecret);
+    this.binding = { atmId: secrets.atmId, transcriptHash: secrets.transcriptHash };
+    this.own = this.installKeys(CHANNEL_SESSION_ID, secrets.channelKeys);
     socket.on('data', (chunk: Buffer) => this.onRead(options.reader.push(chunk)));
     socket.on('error', (error) => this.close(new ProtocolError('ERR_CONNECTION_CLOSED', error.message)));
     socket.on('close', () => this.close(new ProtocolError('ERR_CONNECTION_CLOSED', 'connection closed')));
@@ -86,7 +99,7 @@ export class SecureChannel<In> {
   }
 
   get atmId(): number {
-    return this.options.secrets.atmId;
+    return this.binding.atmId;
   }
 
   get sessionCount(): number {
@@ -108,7 +121,10 @@ export class SecureChannel<In> {
       throw new ProtocolError('ERR_UNKNOWN_SESSION', 'session id already in use');
     }
     if (this.closed) throw new ProtocolError('ERR_CONNECTION_CLOSED', 'connection closed');
-    this.sessions.set(id, this.install(sessionId, masterSecret));
+    this.sessions.set(
+      id,
+      this.installKeys(sessionId, deriveSessionKeys(masterSecret, this.binding.transcriptHash, sessionId)),
+    );
     return id;
   }
 
@@ -148,15 +164,16 @@ export class SecureChannel<In> {
     this.own.destroy();
     for (const records of this.sessions.values()) records.destroy();
     this.sessions.clear();
-    wipe(this.options.secrets.channelSecret);
     this.options.onClose(reason);
   }
 
-  private install(sessionId: Buffer, secret: Buffer): RecordSession {
-    const keys = deriveSessionKeys(secret, this.options.secrets.transcriptHash, sessionId);
-    const records = new RecordSession(sessionId, keys, this.role.sends, this.options.random);
-    wipe(keys.encKey, keys.macKey);
-    return records;
+  /** A record session over `keys`, which are wiped here once it has copied them. */
+  private installKeys(sessionId: Buffer, keys: DirectionalKeys): RecordSession {
+    try {
+      return new RecordSession(sessionId, keys, this.role.sends, this.options.ivRandom);
+    } finally {
+      wipeDirectionalKeys(keys);
+    }
   }
 
   private records(session: SessionId): RecordSession | undefined {

@@ -9,11 +9,11 @@
 import net from 'node:net';
 
 import { SecureChannel, type SessionId } from './channel.ts';
-import { KEY_BYTES, secureRandom, wipe, type RandomSource } from './crypto.ts';
+import { KEY_BYTES, pooledIvRandom, secureRandom, wipe, type RandomSource } from './crypto.ts';
 import { BankError, ProtocolError } from './errors.ts';
 import { DEFAULT_MAX_FRAME_BODY } from './frame.ts';
 import { FrameReader } from './frame-reader.ts';
-import { ClientHandshake, type ChannelSecrets } from './handshake.ts';
+import { ClientHandshake, type AtmCredential, type ChannelSecrets } from './handshake.ts';
 import {
   ResponseSchema,
   decodeMessage,
@@ -29,8 +29,9 @@ import { performClientHandshake } from './perform-handshake.ts';
 export type BankClientOptions = {
   host: string;
   port: number;
-  terminalKey: Buffer;
-  atmId: number;
+  /** This ATM's number, its own terminal key and the bank's pinned public key (`atm-N.key`). */
+  credential: AtmCredential;
+  /** Randomness for keys and IVs alike; tests inject a deterministic one. */
   random?: RandomSource;
   /** Deadline for connect plus handshake. */
   handshakeTimeoutMs?: number;
@@ -71,14 +72,14 @@ export class BankClient {
   private constructor(
     socket: net.Socket,
     secrets: ChannelSecrets,
-    random: RandomSource,
+    ivRandom: RandomSource,
     reader: FrameReader,
     private readonly requestTimeoutMs: number,
   ) {
     this.channel = new SecureChannel<Response>(socket, {
       role: 'atm',
       secrets,
-      random,
+      ivRandom,
       reader,
       decode: (plaintext) => decodeMessage(ResponseSchema, plaintext),
       onMessage: (session, response) => this.onResponse(session, response),
@@ -87,9 +88,8 @@ export class BankClient {
   }
 
   static async connect(options: BankClientOptions): Promise<BankClient> {
-    const random = options.random ?? secureRandom;
     const reader = new FrameReader(options.maxFrameBody ?? DEFAULT_MAX_FRAME_BODY);
-    const handshake = new ClientHandshake(options.terminalKey, options.atmId, random);
+    const handshake = new ClientHandshake(options.credential, options.random ?? secureRandom);
     const socket = net.connect({ host: options.host, port: options.port });
     socket.setNoDelay(true);
     let secrets: ChannelSecrets;
@@ -99,7 +99,13 @@ export class BankClient {
       socket.destroy();
       throw error;
     }
-    return new BankClient(socket, secrets, random, reader, options.requestTimeoutMs ?? 30_000);
+    return new BankClient(
+      socket,
+      secrets,
+      options.random ?? pooledIvRandom,
+      reader,
+      options.requestTimeoutMs ?? 30_000,
+    );
   }
 
   get closed(): boolean {

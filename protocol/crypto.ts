@@ -29,22 +29,32 @@ export const X25519_PUBLIC_BYTES = 32;
 /** Source of randomness; injectable so tests can be deterministic. */
 export type RandomSource = (size: number) => Buffer;
 
-// Small requests (IVs, ids) are served from a pooled CSPRNG draw: one call
-// into OpenSSL per 4 KiB instead of one per IV. Bytes handed out are zeroed
-// in the pool, so the pool never holds randomness that was already used.
-const POOL_BYTES = 4096;
-let pool = Buffer.alloc(0);
-let poolOffset = 0;
+/**
+ * Keys, X25519 scalars, master secrets, session ids: straight from the
+ * CSPRNG, one call each, so no buffer in this process ever holds a secret
+ * before it is needed (a memory dump must not reveal the next handshake's
+ * scalar or the next login's master secret).
+ */
+export const secureRandom: RandomSource = (size) => nodeRandomBytes(size);
 
-export const secureRandom: RandomSource = (size) => {
+// IVs only: public the moment they are used, so serving them from a pooled
+// CSPRNG draw exposes nothing, and one call into OpenSSL per 4 KiB instead of
+// one per record is measurably cheaper (bench/random-pool.ts). Bytes handed
+// out are zeroed in the pool.
+const IV_POOL_BYTES = 4096;
+let ivPool = Buffer.alloc(0);
+let ivPoolOffset = 0;
+
+/** Random bytes for IVs and nothing else (never for a key or a secret). */
+export const pooledIvRandom: RandomSource = (size) => {
   if (size > 256) return nodeRandomBytes(size);
-  if (poolOffset + size > pool.length) {
-    pool = nodeRandomBytes(POOL_BYTES);
-    poolOffset = 0;
+  if (ivPoolOffset + size > ivPool.length) {
+    ivPool = nodeRandomBytes(IV_POOL_BYTES);
+    ivPoolOffset = 0;
   }
-  const out = Buffer.from(pool.subarray(poolOffset, poolOffset + size));
-  pool.fill(0, poolOffset, poolOffset + size);
-  poolOffset += size;
+  const out = Buffer.from(ivPool.subarray(ivPoolOffset, ivPoolOffset + size));
+  ivPool.fill(0, ivPoolOffset, ivPoolOffset + size);
+  ivPoolOffset += size;
   return out;
 };
 
@@ -69,9 +79,11 @@ export function hkdfExpandSha256(prk: Buffer, info: Buffer, length: number): Buf
     previous = hmacSha256(prk, previous, info, Buffer.of(counter));
     blocks.push(previous);
   }
-  const okm = Buffer.concat(blocks).subarray(0, length);
-  const result = Buffer.from(okm);
-  wipe(...blocks);
+  const joined = Buffer.concat(blocks);
+  const result = Buffer.from(joined.subarray(0, length));
+  // The joined blocks hold the output (the next record keys, in the ratchet):
+  // left in Buffer's shared pool they would outlive the keys they copy.
+  wipe(joined, ...blocks);
   return result;
 }
 
@@ -149,14 +161,29 @@ const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex
 // SPKI DER prefix for an X25519 public key (RFC 8410 §4).
 const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
+/**
+ * An X25519 key pair from a 32-byte scalar drawn from `random` (RFC 7748 §5
+ * clamps it). The scalar and the PKCS#8 copy that carries it are wiped here;
+ * the KeyObject keeps its own copy inside OpenSSL until it is garbage
+ * collected (SECURITY.md), so callers drop it as soon as it has been used.
+ */
 export function x25519KeyPair(random: RandomSource): X25519KeyPair {
   const scalar = random(KEY_BYTES);
-  const privateKey = createPrivateKey({
-    key: Buffer.concat([X25519_PKCS8_PREFIX, scalar]),
-    format: 'der',
-    type: 'pkcs8',
-  });
+  const pair = x25519KeyPairFromScalar(scalar);
   wipe(scalar);
+  return pair;
+}
+
+/** The key pair for a stored scalar (the bank's static key); the caller wipes `scalar`. */
+export function x25519KeyPairFromScalar(scalar: Buffer): X25519KeyPair {
+  if (scalar.length !== KEY_BYTES) throw new RangeError('an X25519 scalar is 32 bytes');
+  const der = Buffer.concat([X25519_PKCS8_PREFIX, scalar]);
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  } finally {
+    wipe(der);
+  }
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
   return { privateKey, publicKey: Buffer.from(spki.subarray(X25519_SPKI_PREFIX.length)) };
 }

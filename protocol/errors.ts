@@ -9,6 +9,7 @@ export type ProtocolErrorCode =
   | 'ERR_FRAME_TYPE'
   | 'ERR_HANDSHAKE'
   | 'ERR_HANDSHAKE_TIMEOUT'
+  | 'ERR_ATM_REVOKED'
   | 'ERR_PHASE'
   | 'ERR_TRUNCATED'
   | 'ERR_RECORD_VERSION'

@@ -6,10 +6,11 @@
  *   body       iv(16) | AES-256-CBC(ciphertext, PKCS#7) | HMAC-SHA256(header | iv | ciphertext)(32)
  *
  * The MAC is checked in constant time before anything is decrypted, so padding
- * errors are only reachable by someone holding the MAC key. The direction byte
- * is covered by the MAC and must match, so a bank->ATM record never verifies
- * as ATM->bank. The sequence number must be exactly the previous plus one and
- * is never allowed to wrap.
+ * errors are only reachable by someone holding the MAC key. Each direction has
+ * its own keys from the start (derived apart, then ratcheted apart), and the
+ * direction byte is covered by the MAC and must match, so a bank->ATM record
+ * never verifies as ATM->bank. The sequence number must be exactly the
+ * previous plus one and is never allowed to wrap.
  */
 import {
   AES_BLOCK_BYTES,
@@ -42,19 +43,39 @@ export type ContentType = (typeof ContentType)[keyof typeof ContentType];
 /** The connection's own session (signup, login, keepalive) uses the all-zero id. */
 export const CHANNEL_SESSION_ID = Buffer.alloc(SESSION_ID_BYTES);
 
+/** One direction's keys. */
 export type SessionKeys = { encKey: Buffer; macKey: Buffer };
 
-const SESSION_KEYS_LABEL = Buffer.from('atm-bank/v1 session keys');
+/** Both directions' keys: never the same, so neither direction's keys open the other's records. */
+export type DirectionalKeys = { atmToBank: SessionKeys; bankToAtm: SessionKeys };
+
+const SESSION_KEYS_LABEL = Buffer.from('atm-bank/v2 session keys');
 const RATCHET_LABEL = Buffer.from('atm-bank/v1 ratchet');
 
 /**
- * 64 bytes from HKDF-SHA256: the first 32 are the encryption key, the last 32
- * the MAC key. Salt is the handshake transcript hash and info names the
- * session, so keys are bound to one connection and one session id.
+ * Splits 128 bytes of key material into the two directions' keys, in the
+ * order ATM->bank encryption, ATM->bank MAC, bank->ATM encryption, bank->ATM
+ * MAC. The caller wipes `okm`.
  */
-export function deriveSessionKeys(secret: Buffer, transcriptHash: Buffer, sessionId: Buffer): SessionKeys {
-  const okm = hkdfSha256(secret, transcriptHash, Buffer.concat([SESSION_KEYS_LABEL, sessionId]), 2 * KEY_BYTES);
-  const keys = { encKey: Buffer.from(okm.subarray(0, KEY_BYTES)), macKey: Buffer.from(okm.subarray(KEY_BYTES)) };
+export function splitDirectionalKeys(okm: Buffer): DirectionalKeys {
+  if (okm.length !== 4 * KEY_BYTES) throw new RangeError('directional keys need 128 bytes');
+  const slice = (index: number): Buffer => Buffer.from(okm.subarray(index * KEY_BYTES, (index + 1) * KEY_BYTES));
+  return { atmToBank: { encKey: slice(0), macKey: slice(1) }, bankToAtm: { encKey: slice(2), macKey: slice(3) } };
+}
+
+export function wipeDirectionalKeys(keys: DirectionalKeys): void {
+  wipe(keys.atmToBank.encKey, keys.atmToBank.macKey, keys.bankToAtm.encKey, keys.bankToAtm.macKey);
+}
+
+/**
+ * A customer session's keys: 128 bytes from HKDF-SHA256 over its master
+ * secret, split per direction (`splitDirectionalKeys`). Salt is the handshake
+ * transcript hash and info names the session, so keys are bound to one
+ * connection and one session id.
+ */
+export function deriveSessionKeys(secret: Buffer, transcriptHash: Buffer, sessionId: Buffer): DirectionalKeys {
+  const okm = hkdfSha256(secret, transcriptHash, Buffer.concat([SESSION_KEYS_LABEL, sessionId]), 4 * KEY_BYTES);
+  const keys = splitDirectionalKeys(okm);
   wipe(okm);
   return keys;
 }
@@ -80,17 +101,25 @@ export class RecordSession {
   private readonly receiving: DirectionState;
   private closed = false;
 
+  /**
+   * Copies the keys it needs, so the caller can (and should) wipe `keys` at
+   * once. `ivRandom` supplies IVs only (`pooledIvRandom` in production).
+   */
   constructor(
     sessionId: Buffer,
-    keys: SessionKeys,
+    keys: DirectionalKeys,
     localDirection: Direction,
-    private readonly random: RandomSource,
+    private readonly ivRandom: RandomSource,
   ) {
     if (sessionId.length !== SESSION_ID_BYTES) throw new ProtocolError('ERR_UNKNOWN_SESSION', 'bad session id length');
     this.sessionId = Buffer.from(sessionId);
-    const copy = (): SessionKeys => ({ encKey: Buffer.from(keys.encKey), macKey: Buffer.from(keys.macKey) });
-    this.sending = { direction: localDirection, keys: copy(), nextSeq: 0n };
-    this.receiving = { direction: otherDirection(localDirection), keys: copy(), nextSeq: 0n };
+    const copy = (direction: Direction): SessionKeys => {
+      const own = direction === Direction.AtmToBank ? keys.atmToBank : keys.bankToAtm;
+      return { encKey: Buffer.from(own.encKey), macKey: Buffer.from(own.macKey) };
+    };
+    const remoteDirection = otherDirection(localDirection);
+    this.sending = { direction: localDirection, keys: copy(localDirection), nextSeq: 0n };
+    this.receiving = { direction: remoteDirection, keys: copy(remoteDirection), nextSeq: 0n };
   }
 
   seal(contentType: ContentType, plaintext: Buffer): Buffer {
@@ -100,7 +129,7 @@ export class RecordSession {
       throw new ProtocolError('ERR_SEQUENCE_EXHAUSTED', 'sequence numbers exhausted; start a new session');
     }
     const header = encodeHeader(contentType, this.sessionId, state.direction, state.nextSeq);
-    const iv = this.random(AES_BLOCK_BYTES);
+    const iv = this.ivRandom(AES_BLOCK_BYTES);
     const ciphertext = aes256CbcEncrypt(state.keys.encKey, iv, plaintext);
     const mac = hmacSha256(state.keys.macKey, header, iv, ciphertext);
     advance(state, this.sessionId);

@@ -8,8 +8,9 @@ import path from 'node:path';
 import { PerformanceObserver, createHistogram } from 'node:perf_hooks';
 
 import { AuditWriter, type AuditSink } from '../audit/writer.ts';
-import { readAuditKey, readBankAuth } from '../runtime/key-files.ts';
-import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
+import { readAuditKey } from '../runtime/key-files.ts';
+import { pooledIvRandom, secureRandom, type RandomSource } from '../protocol/crypto.ts';
+import type { AtmCredential } from '../protocol/handshake.ts';
 import { DEFAULT_MAX_FRAME_BODY } from '../protocol/frame.ts';
 import { AuditedCommit } from './audited-commit.ts';
 import { Bank, type Clock } from './bank.ts';
@@ -20,6 +21,10 @@ import { inlineHasher, processHasher } from './password-hasher.ts';
 import type { Ledger } from './ledger.ts';
 import { PostgresLedger } from './postgres-ledger.ts';
 import { SqliteLedger } from './sqlite-ledger.ts';
+import { Terminals } from './terminals.ts';
+
+/** How often a running bank looks for new revocations, to cut a revoked ATM that is connected. */
+export const REVOCATION_POLL_MS = 250;
 
 export type BankLimits = ConnectionLimits & {
   maxConnections: number;
@@ -74,7 +79,8 @@ export type ServiceTimes = {
 export type RunningBank = {
   host: string;
   port: number;
-  terminalKey: Buffer;
+  /** What ATM `atmId` needs to connect (its derived key, the pinned bank key); tests connect with it. */
+  credentialFor(atmId: number): AtmCredential;
   connectionCount(): number;
   /** Service times since start or the last reset; `reset` starts a new window. */
   serviceTimes(reset?: boolean): ServiceTimes;
@@ -84,13 +90,15 @@ export type RunningBank = {
 
 export async function startBankServer(options: BankServerOptions): Promise<RunningBank> {
   const random = options.random ?? secureRandom;
+  // Tests inject one deterministic source for everything.
+  const ivRandom = options.random ?? pooledIvRandom;
   const clock = options.clock ?? (() => new Date());
   const logger = options.logger ?? silentLogger;
   const limits: BankLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const paths = prepareDataDir(options.dataDir, random);
-  const terminalKey = readBankAuth(paths.bankAuth);
+  const terminals = Terminals.open(paths.dir);
   const auditKey = readAuditKey(paths.auditKey);
-  const { writer: files, tornBytes, repaired } = AuditWriter.open(paths.dir, auditKey, random);
+  const { writer: files, tornBytes, repaired } = AuditWriter.open(paths.dir, auditKey, ivRandom);
   const { ledger, audit } = await openLedger(options, files, auditKey, random, logger);
   const cost = options.bcryptCost ?? DEFAULT_BCRYPT_COST;
   const passwords = options.isolatePasswordHashing ? processHasher(cost) : inlineHasher(cost);
@@ -98,6 +106,10 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   const system = { atmId: null, username: null, accountId: null };
   if (tornBytes > 0) bank.record(system, 'audit_recovered', 'ok', `${tornBytes} torn bytes trimmed`);
   for (const repair of repaired) bank.record(system, 'audit_recovered', 'ok', repair);
+  // Revocations made while the bank was down are audited at start, as in force.
+  for (const { atm, at } of terminals.revocations()) {
+    bank.record({ ...system, atmId: atm }, 'atm_revoked', 'in_force', at);
+  }
 
   const connections = new Set<BankConnection>();
   const serviceTimes = createHistogram();
@@ -113,10 +125,39 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
       socket.destroy();
       return;
     }
-    const connection = new BankConnection(socket, { bank, terminalKey, random, limits, logger, serviceTimes });
+    const connection = new BankConnection(socket, {
+      bank,
+      terminals,
+      random,
+      ivRandom,
+      limits,
+      logger,
+      serviceTimes,
+    });
     connections.add(connection);
     socket.on('close', () => connections.delete(connection));
   });
+  // `npm run bank -- revoke-atm N` only writes the list: each revocation is
+  // audited here once, and a connected ATM it names is cut.
+  const revocationPoll = setInterval(() => {
+    let revoked;
+    try {
+      revoked = terminals.takeNewlyRevoked();
+    } catch (error) {
+      logger.error({ action: 'atm_revoked', outcome: String(error) }, 'cannot read the revocation list');
+      return;
+    }
+    for (const { atm, at } of revoked) {
+      try {
+        bank.record({ ...system, atmId: atm }, 'atm_revoked', 'ok', at);
+      } catch {
+        // Unwritable audit log: the ATM is still cut.
+      }
+      logger.warn({ atm, action: 'atm_revoked', outcome: 'ok' }, 'terminal revoked');
+      for (const connection of connections) if (connection.atmId === atm) connection.revoke();
+    }
+  }, REVOCATION_POLL_MS);
+  revocationPoll.unref();
   server.maxConnections = limits.maxConnections;
   server.on('error', (error) => logger.error({ action: 'listen', outcome: String(error) }, 'server error'));
 
@@ -135,7 +176,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   return {
     host: options.host,
     port: address.port,
-    terminalKey,
+    credentialFor: (atmId) => terminals.credentialFor(atmId),
     connectionCount: () => connections.size,
     serviceTimes: (reset = false) => {
       const summary = {
@@ -157,6 +198,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
     },
     close: () => {
       closing ??= (async () => {
+        clearInterval(revocationPoll);
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         await Promise.all([...connections].map((connection) => connection.drain()));
         await stopped;

@@ -11,10 +11,10 @@ import type net from 'node:net';
 import type { RecordableHistogram } from 'node:perf_hooks';
 
 import { endWithAlert, SecureChannel, type SessionId } from '../protocol/channel.ts';
-import { KEY_BYTES, wipe, type RandomSource } from '../protocol/crypto.ts';
+import { KEY_BYTES, wipe, type RandomSource, type X25519KeyPair } from '../protocol/crypto.ts';
 import { BankError, ProtocolError, type ProtocolErrorCode } from '../protocol/errors.ts';
 import { FrameReader, type ReadResult } from '../protocol/frame-reader.ts';
-import { ServerHandshake, type ChannelSecrets } from '../protocol/handshake.ts';
+import { ServerHandshake, type ChannelSecrets, type TerminalKeyLookup } from '../protocol/handshake.ts';
 import {
   CHANNEL_OPS,
   RequestSchema,
@@ -25,7 +25,7 @@ import {
   type ResponseResult,
 } from '../protocol/messages.ts';
 import { performServerHandshake } from '../protocol/perform-handshake.ts';
-import { CHANNEL_SESSION_ID, SESSION_ID_BYTES } from '../protocol/record.ts';
+import { CHANNEL_SESSION_ID, SESSION_ID_BYTES, wipeDirectionalKeys } from '../protocol/record.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Actor, Bank, LoggedIn } from './bank.ts';
 
@@ -37,10 +37,20 @@ export type ConnectionLimits = {
   maxSessionsPerConnection: number;
 };
 
+/** What the handshake needs of the bank's terminals (`terminals.ts`). */
+export type TerminalAuthority = {
+  staticKey: X25519KeyPair;
+  terminalKeyFor: TerminalKeyLookup;
+  isRevoked(atmId: number): boolean;
+};
+
 export type ConnectionDeps = {
   bank: Bank;
-  terminalKey: Buffer;
+  terminals: TerminalAuthority;
+  /** Keys, scalars, master secrets and session ids: straight from the CSPRNG. */
   random: RandomSource;
+  /** IVs only. */
+  ivRandom: RandomSource;
   limits: ConnectionLimits;
   logger: Logger;
   /** Time from a request's arrival to its answer being written, in nanoseconds. */
@@ -65,7 +75,11 @@ export class BankConnection {
     private readonly deps: ConnectionDeps,
   ) {
     this.peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    this.handshake = new ServerHandshake(deps.terminalKey, deps.random);
+    this.handshake = new ServerHandshake({
+      staticKey: deps.terminals.staticKey,
+      terminalKeyFor: deps.terminals.terminalKeyFor,
+      random: deps.random,
+    });
     socket.setNoDelay(true);
     socket.setTimeout(deps.limits.idleTimeoutMs, () => this.closeQuietly('idle timeout'));
     // Kept for the socket's whole life: a peer resetting after our alert must not crash the bank.
@@ -81,8 +95,14 @@ export class BankConnection {
     return this.state === 'handshake';
   }
 
-  private get atmId(): number | null {
-    return this.channel?.atmId ?? this.handshake.atmId;
+  /** The ATM number the handshake proved; null until then (a claimed number is not this). */
+  get atmId(): number | null {
+    return this.channel?.atmId ?? null;
+  }
+
+  /** Cuts the connection of a terminal revoked while connected (audited as ERR_ATM_REVOKED). */
+  revoke(): void {
+    this.channel?.close(new ProtocolError('ERR_ATM_REVOKED', 'this terminal was revoked'));
   }
 
   /** Stops taking new requests, lets in-flight ones answer, then closes. */
@@ -94,13 +114,13 @@ export class BankConnection {
 
   private open(secrets: ChannelSecrets, reader: FrameReader, rest: ReadResult): void {
     if (this.state !== 'handshake') {
-      wipe(secrets.channelSecret);
+      wipeDirectionalKeys(secrets.channelKeys);
       return;
     }
     this.channel = new SecureChannel<Request>(this.socket, {
       role: 'bank',
       secrets,
-      random: this.deps.random,
+      ivRandom: this.deps.ivRandom,
       reader,
       rest,
       decode: (plaintext) => decodeMessage(RequestSchema, plaintext),
@@ -109,11 +129,14 @@ export class BankConnection {
     });
     this.state = 'open';
     this.deps.logger.info({ peer: this.peer, atm: secrets.atmId, action: 'connect', outcome: 'ok' }, 'ATM connected');
+    // Revoked between its ClientHello and its ClientFinished.
+    if (this.deps.terminals.isRevoked(secrets.atmId)) this.revoke();
   }
 
   private handshakeFailed(error: unknown): void {
     if (this.state !== 'handshake') return;
     this.state = 'closed';
+    this.handshake.abandon();
     const code = error instanceof ProtocolError ? error.code : 'ERR_HANDSHAKE';
     if (code === 'ERR_CONNECTION_CLOSED') {
       this.socket.destroy();
@@ -272,15 +295,22 @@ export class BankConnection {
     );
   }
 
+  /**
+   * Audits a protocol failure. The ATM number is the event's only if the
+   * handshake proved it; a number a failed handshake merely announced is
+   * kept apart as `claimed:N@peer` (and `claimedAtm` in the log).
+   */
   private recordFailure(code: ProtocolErrorCode): void {
     const atmId = this.atmId;
+    const claimed = atmId === null ? this.handshake.claimedAtmId : null;
+    const detail = claimed === null ? this.peer : `claimed:${claimed}@${this.peer}`;
     try {
-      this.deps.bank.record({ atmId, username: null, accountId: null }, 'protocol_error', code, this.peer);
+      this.deps.bank.record({ atmId, username: null, accountId: null }, 'protocol_error', code, detail);
     } catch {
       // The audit log is unwritable; the connection still ends.
     }
     this.deps.logger.warn(
-      { peer: this.peer, atm: atmId ?? undefined, action: 'protocol', outcome: code },
+      { peer: this.peer, atm: atmId ?? undefined, claimedAtm: claimed ?? undefined, action: 'protocol', outcome: code },
       'connection ended',
     );
   }

@@ -1,7 +1,9 @@
 /**
  * The bank's data directory: created on first start (0700), reused later.
  *
- *   bank.auth       the terminal key every ATM must hold (0600)
+ *   bank.keys       the master terminal key and the bank's static X25519 key (0600)
+ *   atm-N.key       ATM N's credential, written by `npm run bank -- provision-atm N` (0600)
+ *   revoked-atms    the revoked terminals, written by `npm run bank -- revoke-atm N` (0600)
  *   audit.key       the audit log key, never used for anything else (0600)
  *   audit-signing.key  the Ed25519 seed that signs audit checkpoints for the ATMs (0600)
  *   ledger.db       the SQLite ledger (0600, plus its -wal and -shm files)
@@ -15,30 +17,28 @@ import { KEY_BYTES, type RandomSource } from '../protocol/crypto.ts';
 import {
   AUDIT_KEY_FILE,
   AUDIT_SIGNING_KEY_FILE,
-  BANK_AUTH_FILE,
   createSecretFile,
   encodeAuditKey,
   encodeAuditSigningKey,
-  encodeBankAuth,
 } from '../runtime/key-files.ts';
+import { createBankKeys } from './terminals.ts';
 
 export const LEDGER_FILE = 'ledger.db';
 export const NODE_ID_FILE = 'node.id';
 const NODE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-export type DataDirPaths = { dir: string; bankAuth: string; auditKey: string; auditSigningKey: string; ledger: string };
+export type DataDirPaths = { dir: string; auditKey: string; auditSigningKey: string; ledger: string };
 
 export function prepareDataDir(dir: string, random: RandomSource): DataDirPaths {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   fs.chmodSync(dir, 0o700);
   const paths = {
     dir,
-    bankAuth: path.join(dir, BANK_AUTH_FILE),
     auditKey: path.join(dir, AUDIT_KEY_FILE),
     auditSigningKey: path.join(dir, AUDIT_SIGNING_KEY_FILE),
     ledger: path.join(dir, LEDGER_FILE),
   };
-  createSecretFile(paths.bankAuth, encodeBankAuth(random(KEY_BYTES)));
+  createBankKeys(dir);
   createSecretFile(paths.auditKey, encodeAuditKey(random(KEY_BYTES)));
   createSecretFile(paths.auditSigningKey, encodeAuditSigningKey(random(KEY_BYTES)));
   return paths;

@@ -4,6 +4,7 @@
  *   plus the denial-of-service limits (defaults in DEFAULT_LIMITS, documented in SECURITY.md):
  *   [--max-frame-bytes 4096] [--handshake-timeout-ms 5000] [--idle-timeout-ms 600000]
  *   [--max-connections 1024] [--max-handshaking 128] [--max-sessions-per-connection 1000]
+ * `npm run bank -- provision-atm N | revoke-atm N [--data-dir ./data]`: see terminal-commands.ts
  */
 import { parseArgs } from 'node:util';
 
@@ -11,6 +12,7 @@ import { FRAME_BODY_LIMIT } from '../protocol/frame.ts';
 import { DEFAULT_BCRYPT_COST, DEFAULT_LIMITS, startBankServer, type BankLimits } from './bank-server.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { formatServiceReport } from './service-report.ts';
+import { isTerminalCommand, runTerminalCommand } from './terminal-commands.ts';
 
 const USAGE =
   'usage: npm run bank -- [--host 127.0.0.1] [--port 65432] [--data-dir ./data] [--bcrypt-cost 12] ' +
@@ -100,8 +102,13 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-main().catch((error: unknown) => {
-  console.error(`bank failed to start: ${error instanceof Error ? error.message : String(error)}`);
-  console.error(USAGE);
-  process.exit(1);
-});
+const [command, ...rest] = process.argv.slice(2);
+if (isTerminalCommand(command)) {
+  process.exitCode = runTerminalCommand(command, rest, console.log, console.error);
+} else {
+  main().catch((error: unknown) => {
+    console.error(`bank failed to start: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(USAGE);
+    process.exit(1);
+  });
+}

@@ -8,9 +8,16 @@ import type { AuditEvent } from '../audit/event.ts';
 import { auditPaths } from '../audit/writer.ts';
 import { BankClient } from '../protocol/client.ts';
 import { AUDIT_KEY_FILE, readAuditKey } from '../runtime/key-files.ts';
+import type { AtmCredential } from '../protocol/handshake.ts';
 import { LEDGER_FILE } from '../server/data-dir.ts';
 import { readSqliteLedgerSnapshot } from '../server/ledger-snapshot.ts';
 import { startBankServer, type BankServerOptions, type RunningBank } from '../server/bank-server.ts';
+import { Terminals } from '../server/terminals.ts';
+
+/** ATM `atmId`'s credential for the bank whose data dir is `dataDir`, as `provision-atm` would write it. */
+export function credentialFor(dataDir: string, atmId: number): AtmCredential {
+  return Terminals.open(dataDir).credentialFor(atmId);
+}
 
 export function tempDir(prefix = 'atm-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -35,8 +42,7 @@ export async function startTestBank(options: Partial<BankServerOptions> = {}): P
       const client = await BankClient.connect({
         host: bank.host,
         port: bank.port,
-        terminalKey: bank.terminalKey,
-        atmId,
+        credential: bank.credentialFor(atmId),
       });
       clients.push(client);
       return client;

@@ -11,9 +11,8 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { BankLink } from '../../atm-web/bank-link.ts';
-import { readBankAuth } from '../../runtime/key-files.ts';
 import { silentLogger } from '../../runtime/logger.ts';
-import { runAudit, tempDir, uniqueTxId } from '../helpers.ts';
+import { credentialFor, runAudit, tempDir, uniqueTxId } from '../helpers.ts';
 import { spawnBank, type Spawned } from '../process.ts';
 
 const children: Spawned[] = [];
@@ -30,13 +29,11 @@ describe('a bank crash', () => {
     const dataDir = tempDir();
     const first = await spawnBank(dataDir);
     children.push(first);
-    const terminalKey = readBankAuth(path.join(dataDir, 'bank.auth'));
     const atms = [1, 2, 3].map((atmId) => {
       const link = new BankLink({
         host: '127.0.0.1',
         port: first.port,
-        terminalKey,
-        atmId,
+        credential: credentialFor(dataDir, atmId),
         logger: silentLogger,
         initialBackoffMs: 50,
         maxBackoffMs: 300,

@@ -7,13 +7,11 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { readBankAuth } from '../../runtime/key-files.ts';
 import { BankClient } from '../../protocol/client.ts';
-import { protocolErrors, tempDir, uniqueTxId } from '../helpers.ts';
+import { credentialFor, protocolErrors, tempDir, uniqueTxId } from '../helpers.ts';
 import { spawnBank, type Spawned } from '../process.ts';
 
 const HANDSHAKE_MS = 1_500;
@@ -54,8 +52,7 @@ describe('denial of service', () => {
     const atm = await BankClient.connect({
       host: '127.0.0.1',
       port: bank.port,
-      terminalKey: readBankAuth(path.join(dataDir, 'bank.auth')),
-      atmId: 1,
+      credential: credentialFor(dataDir, 1),
     });
     await atm.signup('steady', 'password1');
     const session = await atm.login('steady', 'password1');
@@ -123,8 +120,7 @@ describe('denial of service', () => {
     const late = await BankClient.connect({
       host: '127.0.0.1',
       port: bank.port,
-      terminalKey: readBankAuth(path.join(dataDir, 'bank.auth')),
-      atmId: 2,
+      credential: credentialFor(dataDir, 2),
     });
     await late.ping();
     late.close();

@@ -24,8 +24,7 @@ export async function startTestAtm(
   const link = new BankLink({
     host: '127.0.0.1',
     port: options.port ?? bank.bank.port,
-    terminalKey: bank.bank.terminalKey,
-    atmId,
+    credential: bank.bank.credentialFor(atmId),
     logger: silentLogger,
     initialBackoffMs: 20,
     maxBackoffMs: 200,

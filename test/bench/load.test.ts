@@ -47,7 +47,7 @@ describe('bench readings', () => {
 describe('bench load', () => {
   it('drives real sessions in a closed and an open loop and every request completes', async () => {
     bank = await startTestBank();
-    const target = { host: bank.bank.host, port: bank.bank.port, terminalKey: bank.bank.terminalKey };
+    const target = { host: bank.bank.host, port: bank.bank.port, credentialFor: bank.bank.credentialFor };
     const sessions = await openSessions(target, 2, 3, 'unit');
     const closed = await closedLoop(sessions, 0.3);
     expect(closed.latencies.length).toBeGreaterThan(10);

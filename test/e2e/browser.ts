@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 import { startAtm, type RunningAtm } from '../../atm-web/atm.ts';
+import { Terminals } from '../../server/terminals.ts';
 import { startBankServer, type RunningBank } from '../../server/bank-server.ts';
 import { tempDir } from '../helpers.ts';
 
@@ -43,6 +44,8 @@ export async function startSystem(options: { sessionIdleMs?: number; timeZone?: 
   const startBank = (port: number) => startBankServer({ host: '127.0.0.1', port, dataDir, bcryptCost: 4 });
   let bank: RunningBank | null = await startBank(0);
   const bankPort = bank.port;
+  // ATM 1 shares the bank's data directory, so it gets its key file there, as `npm start` does.
+  Terminals.open(dataDir).provision(1);
   const atm = await startAtm({
     atmId: 1,
     bankHost: '127.0.0.1',

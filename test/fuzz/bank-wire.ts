@@ -11,11 +11,11 @@ import fc from 'fast-check';
 import { BankClient } from '../../protocol/client.ts';
 import { encodeFrame, FrameType } from '../../protocol/frame.ts';
 import { FrameReader } from '../../protocol/frame-reader.ts';
-import { ClientHandshake } from '../../protocol/handshake.ts';
-import { CHANNEL_SESSION_ID, ContentType, Direction, RecordSession, deriveSessionKeys } from '../../protocol/record.ts';
+import { ClientHandshake, type AtmCredential } from '../../protocol/handshake.ts';
+import { CHANNEL_SESSION_ID, ContentType, Direction, RecordSession } from '../../protocol/record.ts';
 import { fixedRandom } from '../protocol/fixtures.ts';
 
-type Target = { port: number; terminalKey: Buffer };
+type Target = { port: number; credentialFor(atmId: number): AtmCredential };
 
 const payloads = fc.oneof(
   fc.json({ maxDepth: 3 }),
@@ -70,7 +70,7 @@ async function runCase(target: Target, testCase: Case, seed: number): Promise<vo
       void closed.then(() => resolve(null));
     });
   await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-  const handshake = new ClientHandshake(target.terminalKey, 99, fixedRandom(seed));
+  const handshake = new ClientHandshake(target.credentialFor(99), fixedRandom(seed));
   if (testCase.kind === 'garbage') {
     socket.write(Buffer.from(testCase.bytes));
   } else {
@@ -81,8 +81,12 @@ async function runCase(target: Target, testCase: Case, seed: number): Promise<vo
     } else {
       const { clientFinished, secrets } = handshake.onServerHello(serverHello);
       socket.write(encodeFrame(FrameType.ClientFinished, clientFinished));
-      const keys = deriveSessionKeys(secrets.channelSecret, secrets.transcriptHash, CHANNEL_SESSION_ID);
-      const channel = new RecordSession(CHANNEL_SESSION_ID, keys, Direction.AtmToBank, fixedRandom(seed + 1));
+      const channel = new RecordSession(
+        CHANNEL_SESSION_ID,
+        secrets.channelKeys,
+        Direction.AtmToBank,
+        fixedRandom(seed + 1),
+      );
       for (const payload of testCase.payloads) {
         if (socket.destroyed) break;
         socket.write(encodeFrame(FrameType.Record, channel.seal(ContentType.Request, Buffer.from(payload))));
@@ -104,8 +108,7 @@ export async function fuzzBankOverTcp(target: Target, count: number, seed: numbe
   const client = await BankClient.connect({
     host: '127.0.0.1',
     port: target.port,
-    terminalKey: target.terminalKey,
-    atmId: 1,
+    credential: target.credentialFor(1),
   });
   await client.ping();
   client.close();

@@ -21,7 +21,7 @@ describe('fuzzing the bank over TCP (short pass)', () => {
     };
     const bank = await startTestBank({ logger });
     try {
-      await fuzzBankOverTcp({ port: bank.bank.port, terminalKey: bank.bank.terminalKey }, 300, 42);
+      await fuzzBankOverTcp({ port: bank.bank.port, credentialFor: bank.bank.credentialFor }, 300, 42);
     } finally {
       await bank.stop();
     }

@@ -43,7 +43,7 @@ const bank = await startBankServer({
   },
 });
 const t0 = Date.now();
-await fuzzBankOverTcp({ port: bank.port, terminalKey: bank.terminalKey }, tcp, seed);
+await fuzzBankOverTcp({ port: bank.port, credentialFor: bank.credentialFor }, tcp, seed);
 await bank.close();
 total += tcp;
 if (errors.length > 0) {

@@ -12,7 +12,7 @@ import { FrameReader } from '../../protocol/frame-reader.ts';
 import { ClientHandshake, ServerHandshake } from '../../protocol/handshake.ts';
 import { decodeMessage, RequestSchema, ResponseSchema } from '../../protocol/messages.ts';
 import { ContentType, Direction, RecordSession, deriveSessionKeys } from '../../protocol/record.ts';
-import { TERMINAL_KEY, fixedRandom } from '../protocol/fixtures.ts';
+import { BANK_STATIC_KEY, fixedRandom, testCredential, testTerminalKeys } from '../protocol/fixtures.ts';
 
 export type FuzzTarget = { name: string; run: (numRuns: number, seed: number) => void };
 
@@ -94,12 +94,20 @@ export const FUZZ_TARGETS: FuzzTarget[] = [
           fc.uint8Array({ maxLength: 80 }),
           fc.nat(),
           (hello, finished, flip) => {
-            const server = new ServerHandshake(TERMINAL_KEY, fixedRandom(1));
+            const server = new ServerHandshake({
+              staticKey: BANK_STATIC_KEY,
+              terminalKeyFor: testTerminalKeys(),
+              random: fixedRandom(1),
+            });
             onlyProtocolErrors(() => server.onClientHello(Buffer.from(hello)));
             onlyProtocolErrors(() => server.onClientFinished(Buffer.from(finished)));
-            const client = new ClientHandshake(TERMINAL_KEY, 1, fixedRandom(2));
+            const client = new ClientHandshake(testCredential(1), fixedRandom(2));
             const valid = client.start();
-            const server2 = new ServerHandshake(TERMINAL_KEY, fixedRandom(3));
+            const server2 = new ServerHandshake({
+              staticKey: BANK_STATIC_KEY,
+              terminalKeyFor: testTerminalKeys(),
+              random: fixedRandom(3),
+            });
             const serverHello = Buffer.from(server2.onClientHello(valid));
             if (serverHello.length > 0)
               serverHello[flip % serverHello.length] = (serverHello[flip % serverHello.length] ?? 0) ^ 1;

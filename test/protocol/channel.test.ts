@@ -8,8 +8,9 @@ import { encodeFrame, FrameType } from '../../protocol/frame.ts';
 import { FrameReader, type ReadResult } from '../../protocol/frame-reader.ts';
 import { ClientHandshake, ServerHandshake, type ChannelSecrets } from '../../protocol/handshake.ts';
 import { performClientHandshake, performServerHandshake } from '../../protocol/perform-handshake.ts';
+import { hmacSha256, wipe } from '../../protocol/crypto.ts';
 import { CHANNEL_SESSION_ID, ContentType, Direction, RecordSession, deriveSessionKeys } from '../../protocol/record.ts';
-import { fixedRandom, TERMINAL_KEY } from './fixtures.ts';
+import { BANK_STATIC_KEY, fixedRandom, testCredential, testTerminalKeys } from './fixtures.ts';
 
 const sockets: net.Socket[] = [];
 const servers: net.Server[] = [];
@@ -31,6 +32,15 @@ async function socketPair(): Promise<{ atm: net.Socket; bank: net.Socket }> {
   return { atm, bank };
 }
 
+/** The bank's side of the handshake, with the test bank's static key and terminal keys. */
+function bankHandshake(seed: number): ServerHandshake {
+  return new ServerHandshake({
+    staticKey: BANK_STATIC_KEY,
+    terminalKeyFor: testTerminalKeys(),
+    random: fixedRandom(seed),
+  });
+}
+
 type Received = { session: SessionId; text: string };
 
 /** A channel whose messages are UTF-8 text, collecting what arrives and how it ended. */
@@ -46,7 +56,7 @@ function textChannel(
   const channel = new SecureChannel<string>(socket, {
     role,
     secrets,
-    random: fixedRandom(role === 'atm' ? 11 : 12),
+    ivRandom: fixedRandom(role === 'atm' ? 11 : 12),
     reader,
     ...(rest ? { rest } : {}),
     decode: (plaintext) => plaintext.toString('utf8'),
@@ -62,8 +72,8 @@ async function connectedPair() {
   const atmReader = new FrameReader(4096);
   const bankReader = new FrameReader(4096);
   const [atmSecrets, bankResult] = await Promise.all([
-    performClientHandshake(atm, new ClientHandshake(TERMINAL_KEY, 7, fixedRandom(1)), atmReader, 5_000),
-    performServerHandshake(bank, new ServerHandshake(TERMINAL_KEY, fixedRandom(2)), bankReader, 5_000),
+    performClientHandshake(atm, new ClientHandshake(testCredential(7), fixedRandom(1)), atmReader, 5_000),
+    performServerHandshake(bank, bankHandshake(2), bankReader, 5_000),
   ]);
   return {
     atm: { ...textChannel(atm, 'atm', atmSecrets, atmReader), socket: atm },
@@ -122,13 +132,12 @@ describe('performServerHandshake and performClientHandshake', () => {
   it('hands the channel a record that arrived in the same write as ClientFinished', async () => {
     const { atm, bank } = await socketPair();
     const bankReader = new FrameReader(4096);
-    const bankSide = performServerHandshake(bank, new ServerHandshake(TERMINAL_KEY, fixedRandom(2)), bankReader, 5_000);
-    const client = new ClientHandshake(TERMINAL_KEY, 3, fixedRandom(1));
+    const bankSide = performServerHandshake(bank, bankHandshake(2), bankReader, 5_000);
+    const client = new ClientHandshake(testCredential(3), fixedRandom(1));
     atm.write(encodeFrame(FrameType.ClientHello, client.start()));
     const serverHello = await new Promise<Buffer>((resolve) => atm.once('data', resolve));
     const { clientFinished, secrets } = client.onServerHello(serverHello.subarray(4));
-    const keys = deriveSessionKeys(secrets.channelSecret, secrets.transcriptHash, CHANNEL_SESSION_ID);
-    const own = new RecordSession(CHANNEL_SESSION_ID, keys, Direction.AtmToBank, fixedRandom(5));
+    const own = new RecordSession(CHANNEL_SESSION_ID, secrets.channelKeys, Direction.AtmToBank, fixedRandom(5));
     const record = own.seal(ContentType.Request, text('first'));
     atm.write(
       Buffer.concat([encodeFrame(FrameType.ClientFinished, clientFinished), encodeFrame(FrameType.Record, record)]),
@@ -140,15 +149,10 @@ describe('performServerHandshake and performClientHandshake', () => {
 
   it('fails the bank side with ERR_HANDSHAKE when the ATM holds another terminal key', async () => {
     const { atm, bank } = await socketPair();
-    const bankSide = performServerHandshake(
-      bank,
-      new ServerHandshake(TERMINAL_KEY, fixedRandom(2)),
-      new FrameReader(4096),
-      5_000,
-    );
+    const bankSide = performServerHandshake(bank, bankHandshake(2), new FrameReader(4096), 5_000);
     const atmSide = performClientHandshake(
       atm,
-      new ClientHandshake(Buffer.alloc(32, 0x13), 1, fixedRandom(1)),
+      new ClientHandshake({ ...testCredential(1), terminalKey: Buffer.alloc(32, 0x13) }, fixedRandom(1)),
       new FrameReader(4096),
       5_000,
     );
@@ -160,30 +164,121 @@ describe('performServerHandshake and performClientHandshake', () => {
   it('fails with ERR_HANDSHAKE_TIMEOUT when the peer says nothing', async () => {
     const { bank } = await socketPair();
     const started = Date.now();
-    await expect(
-      performServerHandshake(bank, new ServerHandshake(TERMINAL_KEY, fixedRandom(2)), new FrameReader(4096), 100),
-    ).rejects.toMatchObject({ code: 'ERR_HANDSHAKE_TIMEOUT' });
+    await expect(performServerHandshake(bank, bankHandshake(2), new FrameReader(4096), 100)).rejects.toMatchObject({
+      code: 'ERR_HANDSHAKE_TIMEOUT',
+    });
     expect(Date.now() - started).toBeGreaterThanOrEqual(90);
   });
 
   it('reports an Alert during the handshake as ERR_PEER_ALERT and a record as ERR_PHASE', async () => {
     const first = await socketPair();
-    const alerted = performServerHandshake(
-      first.bank,
-      new ServerHandshake(TERMINAL_KEY, fixedRandom(2)),
-      new FrameReader(4096),
-      5_000,
-    );
+    const alerted = performServerHandshake(first.bank, bankHandshake(2), new FrameReader(4096), 5_000);
     first.atm.write(encodeFrame(FrameType.Alert, text('connection terminated')));
     await expect(alerted).rejects.toMatchObject({ code: 'ERR_PEER_ALERT' });
     const second = await socketPair();
-    const early = performServerHandshake(
-      second.bank,
-      new ServerHandshake(TERMINAL_KEY, fixedRandom(2)),
-      new FrameReader(4096),
-      5_000,
-    );
+    const early = performServerHandshake(second.bank, bankHandshake(2), new FrameReader(4096), 5_000);
     second.atm.write(encodeFrame(FrameType.Record, Buffer.alloc(64)));
     await expect(early).rejects.toMatchObject({ code: 'ERR_PHASE' });
+  });
+});
+
+/**
+ * Every Buffer reachable from `root` through fields, Maps, Sets and arrays:
+ * what a memory dump of the live object would hold. Sockets are skipped (they
+ * hold only bytes already on the wire).
+ */
+function reachableBuffers(root: unknown): Buffer[] {
+  const found: Buffer[] = [];
+  const seen = new Set<unknown>();
+  const queue: unknown[] = [root];
+  while (queue.length > 0) {
+    const value = queue.shift();
+    if (value === null || typeof value !== 'object' || seen.has(value)) continue;
+    seen.add(value);
+    if (Buffer.isBuffer(value)) {
+      found.push(value);
+    } else if (value instanceof net.Socket) {
+      continue;
+    } else if (value instanceof Map) {
+      queue.push(...value.keys(), ...value.values());
+    } else if (value instanceof Set || Array.isArray(value)) {
+      queue.push(...value);
+    } else {
+      queue.push(...Object.values(value));
+    }
+  }
+  return found;
+}
+
+/** The record frames in a captured byte stream, in order. */
+function recordsIn(chunks: Buffer[]): Buffer[] {
+  const { frames } = new FrameReader(4096).push(Buffer.concat(chunks));
+  return frames.filter((frame) => frame.type === FrameType.Record).map((frame) => frame.body);
+}
+
+/**
+ * Does any candidate open `record`: as a secret (with any candidate as the
+ * transcript hash) from which its session's first keys derive, or directly as
+ * its MAC key? (A record whose MAC verifies is one the attacker can decrypt
+ * with the key derived beside it; the MAC is the sharper test.)
+ */
+function opensWith(candidates: Buffer[], record: Buffer, direction: Direction, sessionId: Buffer): boolean {
+  const keys = candidates.filter((candidate) => candidate.length === 32);
+  const body = record.subarray(0, record.length - 32);
+  const tag = record.subarray(record.length - 32);
+  const verifies = (macKey: Buffer): boolean => hmacSha256(macKey, body).equals(tag);
+  for (const secret of keys) {
+    for (const transcript of keys) {
+      const derived = deriveSessionKeys(secret, transcript, sessionId);
+      if (verifies((direction === Direction.AtmToBank ? derived.atmToBank : derived.bankToAtm).macKey)) return true;
+    }
+  }
+  return keys.some(verifies);
+}
+
+describe('what a memory dump of a live channel finds', () => {
+  it('keeps nothing that opens message 0: every buffer reachable from both live channels at message n, tried as a secret and as keys', async () => {
+    const { atm: atmSocket, bank: bankSocket } = await socketPair();
+    // The attacker's recording of the connection, both ways.
+    const toBank: Buffer[] = [];
+    const toAtm: Buffer[] = [];
+    bankSocket.on('data', (chunk: Buffer) => toBank.push(chunk));
+    atmSocket.on('data', (chunk: Buffer) => toAtm.push(chunk));
+    const atmReader = new FrameReader(4096);
+    const bankReader = new FrameReader(4096);
+    const [atmSecrets, bankResult] = await Promise.all([
+      performClientHandshake(atmSocket, new ClientHandshake(testCredential(7), fixedRandom(1)), atmReader, 5_000),
+      performServerHandshake(bankSocket, bankHandshake(2), bankReader, 5_000),
+    ]);
+    const atm = textChannel(atmSocket, 'atm', atmSecrets, atmReader);
+    const bank = textChannel(bankSocket, 'bank', bankResult.secrets, bankReader, bankResult.rest);
+    const sessionId = Buffer.from('0102030405060708', 'hex');
+    const masterSecret = fixedRandom(9)(32);
+    const id = bank.channel.openSession(sessionId, Buffer.from(masterSecret));
+    atm.channel.openSession(sessionId, Buffer.from(masterSecret));
+    wipe(masterSecret);
+    for (let n = 0; n < 5; n += 1) {
+      atm.channel.send(null, text(`login password${n}`));
+      atm.channel.send(id, text(`deposit ${n}`));
+      await expect.poll(() => bank.received.length).toBe(2 * (n + 1));
+      bank.channel.send(null, text(`answer ${n}`));
+      await expect.poll(() => atm.received.length).toBe(n + 1);
+    }
+    // At message n, a dump of both live objects:
+    const dump = [...reachableBuffers(atm.channel), ...reachableBuffers(bank.channel)].map((found) =>
+      Buffer.from(found),
+    );
+    const [firstToBank] = recordsIn(toBank);
+    const [firstToAtm] = recordsIn(toAtm);
+    expect(opensWith(dump, firstToBank ?? Buffer.alloc(0), Direction.AtmToBank, CHANNEL_SESSION_ID)).toBe(false);
+    expect(opensWith(dump, firstToAtm ?? Buffer.alloc(0), Direction.BankToAtm, CHANNEL_SESSION_ID)).toBe(false);
+    const firstCustomer = recordsIn(toBank).find((record) => record.subarray(2, 10).equals(sessionId));
+    expect(opensWith(dump, firstCustomer ?? Buffer.alloc(0), Direction.AtmToBank, sessionId)).toBe(false);
+    // ...while the same dump does open the next message, so the test can tell.
+    atm.channel.send(null, text('next'));
+    await expect.poll(() => bank.received.length).toBe(11);
+    expect(opensWith(dump, recordsIn(toBank).at(-1) ?? Buffer.alloc(0), Direction.AtmToBank, CHANNEL_SESSION_ID)).toBe(
+      true,
+    );
   });
 });

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 
-import type { RandomSource } from '../../protocol/crypto.ts';
+import { x25519KeyPair, type RandomSource } from '../../protocol/crypto.ts';
+import { deriveTerminalKey, type AtmCredential, type TerminalKeyLookup } from '../../protocol/handshake.ts';
 
 /** Deterministic "randomness": SHA-256 in counter mode over a seed. Tests only. */
 export function fixedRandom(seed: number): RandomSource {
@@ -15,4 +16,18 @@ export function fixedRandom(seed: number): RandomSource {
   };
 }
 
-export const TERMINAL_KEY = Buffer.alloc(32, 0x42);
+/** The bank's master terminal key in tests; ATMs only ever get keys derived from it. */
+export const MASTER_TERMINAL_KEY = Buffer.alloc(32, 0x4d);
+
+/** The bank's static X25519 key pair in tests (scalar from a fixed seed). */
+export const BANK_STATIC_KEY = x25519KeyPair(fixedRandom(0x5ba));
+
+/** What ATM `atmId` is provisioned with by the test bank. */
+export function testCredential(atmId: number, bankPublicKey = BANK_STATIC_KEY.publicKey): AtmCredential {
+  return { atmId, terminalKey: deriveTerminalKey(MASTER_TERMINAL_KEY, atmId), bankPublicKey };
+}
+
+/** The test bank's lookup: every number's derived key, except the revoked ones. */
+export function testTerminalKeys(revoked: ReadonlySet<number> = new Set()): TerminalKeyLookup {
+  return (atmId) => (revoked.has(atmId) ? null : deriveTerminalKey(MASTER_TERMINAL_KEY, atmId));
+}

@@ -9,8 +9,9 @@ import {
   RecordSession,
   deriveSessionKeys,
   nextKeys,
+  type SessionKeys,
 } from '../../protocol/record.ts';
-import { aes256CbcDecrypt, hmacSha256 } from '../../protocol/crypto.ts';
+import { aes256CbcDecrypt, hkdfSha256, hmacSha256, wipe } from '../../protocol/crypto.ts';
 import { fixedRandom } from './fixtures.ts';
 
 const SESSION_ID = Buffer.from('0102030405060708', 'hex');
@@ -39,15 +40,22 @@ function expectCode(action: () => unknown, code: string): void {
 const request = (text: string): Buffer => Buffer.from(text);
 
 describe('session keys', () => {
-  it('are 64 HKDF bytes split into encryption and MAC keys, bound to the session id', () => {
+  it('are 128 HKDF bytes split into encryption and MAC keys per direction, bound to the session id', () => {
     const keys = deriveSessionKeys(MASTER, TRANSCRIPT, SESSION_ID);
-    expect(keys.encKey).toHaveLength(32);
-    expect(keys.macKey).toHaveLength(32);
-    expect(keys.encKey.equals(keys.macKey)).toBe(false);
+    const all = [keys.atmToBank.encKey, keys.atmToBank.macKey, keys.bankToAtm.encKey, keys.bankToAtm.macKey];
+    for (const key of all) expect(key).toHaveLength(32);
+    expect(new Set(all.map((key) => key.toString('hex'))).size).toBe(4);
+    const okm = hkdfSha256(
+      MASTER,
+      TRANSCRIPT,
+      Buffer.concat([Buffer.from('atm-bank/v2 session keys'), SESSION_ID]),
+      128,
+    );
+    expect(Buffer.concat(all).equals(okm)).toBe(true);
     const other = deriveSessionKeys(MASTER, TRANSCRIPT, CHANNEL_SESSION_ID);
-    expect(other.encKey.equals(keys.encKey)).toBe(false);
+    expect(other.atmToBank.encKey.equals(keys.atmToBank.encKey)).toBe(false);
     const otherConnection = deriveSessionKeys(MASTER, Buffer.alloc(32, 4), SESSION_ID);
-    expect(otherConnection.macKey.equals(keys.macKey)).toBe(false);
+    expect(otherConnection.atmToBank.macKey.equals(keys.atmToBank.macKey)).toBe(false);
   });
 });
 
@@ -184,7 +192,7 @@ describe('RecordSession', () => {
     const records = [0, 1, 2].map((i) => atm.seal(ContentType.Request, request(`message ${i}`)));
     for (const record of records) bank.open(record);
     // What an attacker who dumps memory after message 2 holds: the keys for message 2.
-    let stolen = keys;
+    let stolen = keys.atmToBank;
     for (const seq of [0n, 1n]) stolen = nextKeys(stolen, SESSION_ID, Direction.AtmToBank, seq);
     const macStart = (record: Buffer): number => record.length - 32;
     for (const record of records.slice(0, 2)) {
@@ -198,5 +206,56 @@ describe('RecordSession', () => {
     const current = records[2] ?? Buffer.alloc(0);
     const mac = hmacSha256(stolen.macKey, current.subarray(0, macStart(current)));
     expect(mac.equals(current.subarray(macStart(current)))).toBe(true);
+  });
+
+  it("starts each direction from its own keys, so neither direction's keys open the other's records", () => {
+    const { atm } = pair();
+    // The live object's fields, as a memory dump would find them.
+    const sending = atm['sending'].keys;
+    const receiving = atm['receiving'].keys;
+    expect(sending.encKey.equals(receiving.encKey)).toBe(false);
+    expect(sending.macKey.equals(receiving.macKey)).toBe(false);
+    const record = atm.seal(ContentType.Request, request('deposit 5'));
+    const macStart = record.length - 32;
+    const forged = hmacSha256(receiving.macKey, record.subarray(0, macStart));
+    expect(forged.equals(record.subarray(macStart))).toBe(false);
+  });
+
+  it('leaves no superseded record key anywhere in the memory its keys live in, after 40 records', () => {
+    // The keys each of the 40 records was sealed with, copied outside Buffer's
+    // shared pool (Buffer.alloc never pools), so the scan cannot find the test's own copies.
+    // A master secret no other test uses: other tests leave their own keys in the pool on purpose.
+    const initial = deriveSessionKeys(fixedRandom(4242)(32), TRANSCRIPT, SESSION_ID);
+    const unpooled = (key: Buffer): Buffer => {
+      const copy = Buffer.alloc(key.length);
+      key.copy(copy);
+      return copy;
+    };
+    const superseded: Buffer[] = [];
+    let keys: SessionKeys = { encKey: unpooled(initial.atmToBank.encKey), macKey: unpooled(initial.atmToBank.macKey) };
+    for (let seq = 0n; seq < 40n; seq += 1n) {
+      superseded.push(unpooled(keys.encKey), unpooled(keys.macKey));
+      const next = nextKeys(keys, SESSION_ID, Direction.AtmToBank, seq);
+      wipe(keys.encKey, keys.macKey);
+      keys = next;
+    }
+    const current = [unpooled(keys.encKey), unpooled(keys.macKey)];
+    wipe(keys.encKey, keys.macKey);
+
+    const atm = new RecordSession(SESSION_ID, initial, Direction.AtmToBank, fixedRandom(1));
+    wipe(initial.atmToBank.encKey, initial.atmToBank.macKey, initial.bankToAtm.encKey, initial.bankToAtm.macKey);
+    // Every block of memory that ever held the session's live keys (Buffer's
+    // 8 KiB pool slabs, where the ratchet's other buffers are allocated too).
+    const slabs = new Set<ArrayBufferLike>();
+    for (let i = 0; i < 40; i += 1) {
+      atm.seal(ContentType.Request, request(`deposit ${i}`));
+      slabs.add(atm['sending'].keys.encKey.buffer);
+      slabs.add(atm['sending'].keys.macKey.buffer);
+    }
+    const memory = Buffer.concat([...slabs].map((slab) => Buffer.from(slab)));
+    const found = superseded.filter((key) => memory.includes(key));
+    expect(found.length, `${found.length} of ${superseded.length} superseded keys found`).toBe(0);
+    // The scan does find what is meant to be there: the current keys.
+    for (const key of current) expect(memory.includes(key)).toBe(true);
   });
 });

@@ -4,7 +4,17 @@ import path from 'node:path';
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
-import { createSecretFile, writeFileDurably } from '../../runtime/key-files.ts';
+import {
+  createSecretFile,
+  encodeAtmCredential,
+  encodeBankKeys,
+  encodeRevocations,
+  readAtmCredential,
+  readBankKeys,
+  readRevocations,
+  writeFileDurably,
+} from '../../runtime/key-files.ts';
+import { testCredential } from '../protocol/fixtures.ts';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -93,5 +103,32 @@ describe('writeFileDurably with replace', () => {
     expect(trace.slice(2)).toEqual(['rename revoked-atms', 'fsync dir']);
     expect(trace[1]?.startsWith('fsync .revoked-atms.')).toBe(true);
     expect(fs.readFileSync(file, 'utf8')).toBe('new');
+  });
+});
+
+describe('key file formats', () => {
+  it('round-trips an ATM credential and refuses another ATM number or a damaged key', () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'atm-3.key');
+    fs.writeFileSync(file, encodeAtmCredential(testCredential(3)));
+    expect(readAtmCredential(file, 3)).toEqual(testCredential(3));
+    expect(() => readAtmCredential(file, 4)).toThrow("ATM 3's credential, not ATM 4's");
+    const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(file, JSON.stringify({ ...parsed, terminalKey: 'AAAA' }));
+    expect(() => readAtmCredential(file)).toThrow('not a valid atm-terminal/v1 credential');
+    expect(() => readAtmCredential(path.join(dir, 'missing.key'))).toThrow('ENOENT');
+  });
+
+  it('round-trips the bank keys and the revocation list', () => {
+    const dir = tempDir();
+    const keys = { terminalMasterKey: Buffer.alloc(32, 1), staticPrivateKey: Buffer.alloc(32, 2) };
+    fs.writeFileSync(path.join(dir, 'bank.keys'), encodeBankKeys(keys));
+    expect(readBankKeys(path.join(dir, 'bank.keys'))).toEqual(keys);
+    expect(readRevocations(path.join(dir, 'revoked-atms'))).toEqual([]);
+    const revoked = [{ atm: 2, at: '2026-01-01T00:00:00.000Z' }];
+    fs.writeFileSync(path.join(dir, 'revoked-atms'), encodeRevocations(revoked));
+    expect(readRevocations(path.join(dir, 'revoked-atms'))).toEqual(revoked);
+    fs.writeFileSync(path.join(dir, 'revoked-atms'), '{"format":"atm-revocations/v1","revoked":[{"atm":-1}]}');
+    expect(() => readRevocations(path.join(dir, 'revoked-atms'))).toThrow('not a valid');
   });
 });

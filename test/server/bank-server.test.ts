@@ -246,13 +246,13 @@ describe('audit trail', () => {
 });
 
 describe('data directory', () => {
-  it('is created 0700 with bank.auth, the audit key and the ledger at 0600, and reused', async () => {
+  it('is created 0700 with the bank keys, the audit key and the ledger at 0600, and reused', async () => {
     running = await startTestBank();
     const dir = running.dataDir;
     const mode = (file: string): number => fs.statSync(path.join(dir, file)).mode & 0o777;
     expect(mode('.')).toBe(0o700);
     for (const file of [
-      'bank.auth',
+      'bank.keys',
       'audit.key',
       'audit-signing.key',
       'ledger.db',
@@ -261,10 +261,10 @@ describe('data directory', () => {
     ]) {
       expect(mode(file), file).toBe(0o600);
     }
-    const auth = fs.readFileSync(path.join(dir, 'bank.auth'), 'utf8');
+    const keys = fs.readFileSync(path.join(dir, 'bank.keys'), 'utf8');
     await running.stop();
     running = await startTestBank({ dataDir: dir });
-    expect(fs.readFileSync(path.join(dir, 'bank.auth'), 'utf8')).toBe(auth);
+    expect(fs.readFileSync(path.join(dir, 'bank.keys'), 'utf8')).toBe(keys);
   });
 });
 

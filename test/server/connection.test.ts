@@ -6,7 +6,7 @@ import { encodeFrame, FrameType, type Frame } from '../../protocol/frame.ts';
 import { FrameReader } from '../../protocol/frame-reader.ts';
 import { ClientHandshake } from '../../protocol/handshake.ts';
 import { decodeMessage, encodeMessage, ResponseSchema, type Request } from '../../protocol/messages.ts';
-import { CHANNEL_SESSION_ID, ContentType, Direction, RecordSession, deriveSessionKeys } from '../../protocol/record.ts';
+import { CHANNEL_SESSION_ID, ContentType, Direction, RecordSession } from '../../protocol/record.ts';
 import { protocolErrors, startTestBank, uniqueTxId, type TestBank } from '../helpers.ts';
 import { fixedRandom } from '../protocol/fixtures.ts';
 
@@ -36,12 +36,11 @@ function rawPeer(bank: TestBank) {
 /** Completes a real handshake by hand, leaving the test in control of every record. */
 async function handshaken(bank: TestBank) {
   const peer = rawPeer(bank);
-  const handshake = new ClientHandshake(bank.bank.terminalKey, 9, fixedRandom(11));
+  const handshake = new ClientHandshake(bank.bank.credentialFor(9), fixedRandom(11));
   peer.socket.write(encodeFrame(FrameType.ClientHello, handshake.start()));
   const { clientFinished, secrets } = handshake.onServerHello((await peer.nextFrame()).body);
   peer.socket.write(encodeFrame(FrameType.ClientFinished, clientFinished));
-  const keys = deriveSessionKeys(secrets.channelSecret, secrets.transcriptHash, CHANNEL_SESSION_ID);
-  const channel = new RecordSession(CHANNEL_SESSION_ID, keys, Direction.AtmToBank, fixedRandom(12));
+  const channel = new RecordSession(CHANNEL_SESSION_ID, secrets.channelKeys, Direction.AtmToBank, fixedRandom(12));
   const ask = async (request: Request) => {
     peer.socket.write(encodeFrame(FrameType.Record, channel.seal(ContentType.Request, encodeMessage(request))));
     return decodeMessage(ResponseSchema, channel.open((await peer.nextFrame()).body).plaintext);
@@ -95,10 +94,13 @@ describe('the bank on the wire', () => {
     expect(protocolErrors(running.dataDir)).toEqual(['ERR_PHASE']);
   });
 
-  it('refuses an ATM that does not hold bank.auth', async () => {
+  it('refuses an ATM that does not hold its terminal key', async () => {
     running = await startTestBank();
     const peer = rawPeer(running);
-    const impostor = new ClientHandshake(Buffer.alloc(32, 7), 9, fixedRandom(13));
+    const impostor = new ClientHandshake(
+      { ...running.bank.credentialFor(9), terminalKey: Buffer.alloc(32, 7) },
+      fixedRandom(13),
+    );
     peer.socket.write(encodeFrame(FrameType.ClientHello, impostor.start()));
     // The impostor cannot verify the bank's proof...
     const serverHello = await peer.nextFrame();

@@ -3,9 +3,8 @@ import path from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { readBankAuth } from '../../runtime/key-files.ts';
 import { BankClient } from '../../protocol/client.ts';
-import { runAudit, tempDir, uniqueTxId } from '../helpers.ts';
+import { credentialFor, runAudit, tempDir, uniqueTxId } from '../helpers.ts';
 import { spawnBank, type Spawned } from '../process.ts';
 
 const children: Spawned[] = [];
@@ -14,8 +13,7 @@ afterEach(() => {
 });
 
 async function connect(dataDir: string, port: number): Promise<BankClient> {
-  const terminalKey = readBankAuth(path.join(dataDir, 'bank.auth'));
-  return BankClient.connect({ host: '127.0.0.1', port, terminalKey, atmId: 1 });
+  return BankClient.connect({ host: '127.0.0.1', port, credential: credentialFor(dataDir, 1) });
 }
 
 describe('durability', () => {

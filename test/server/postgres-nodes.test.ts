@@ -9,8 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { BankClient } from '../../protocol/client.ts';
 import { BankError } from '../../protocol/errors.ts';
-import { AUDIT_KEY_FILE, BANK_AUTH_FILE, readBankAuth } from '../../runtime/key-files.ts';
-import { tempDir, uniqueTxId } from '../helpers.ts';
+import { AUDIT_KEY_FILE, BANK_KEYS_FILE } from '../../runtime/key-files.ts';
+import { credentialFor, tempDir, uniqueTxId } from '../helpers.ts';
 import { SKIP_POSTGRES_REASON, createTestDatabase, queryRows, type TestDatabase } from '../postgres.ts';
 import { spawnBank, spawnEntry, type Spawned } from '../process.ts';
 
@@ -26,14 +26,14 @@ afterEach(async () => {
 
 type Node = { dataDir: string; port: number };
 
-/** Two nodes on one fresh database; the second gets a copy of the first's bank.auth and audit.key. */
+/** Two nodes on one fresh database; the second gets a copy of the first's bank.keys and audit.key. */
 async function twoNodes(): Promise<{ nodes: [Node, Node]; url: string }> {
   database = await createTestDatabase();
   const first = tempDir();
   const a = await spawnBank(first, ['--ledger', database.url]);
   children.push(a);
   const second = tempDir();
-  for (const file of [BANK_AUTH_FILE, AUDIT_KEY_FILE]) fs.copyFileSync(path.join(first, file), path.join(second, file));
+  for (const file of [BANK_KEYS_FILE, AUDIT_KEY_FILE]) fs.copyFileSync(path.join(first, file), path.join(second, file));
   const b = await spawnBank(second, ['--ledger', database.url]);
   children.push(b);
   return {
@@ -46,8 +46,11 @@ async function twoNodes(): Promise<{ nodes: [Node, Node]; url: string }> {
 }
 
 async function connect(node: Node, atmId = 1): Promise<BankClient> {
-  const terminalKey = readBankAuth(path.join(node.dataDir, BANK_AUTH_FILE));
-  const client = await BankClient.connect({ host: '127.0.0.1', port: node.port, terminalKey, atmId });
+  const client = await BankClient.connect({
+    host: '127.0.0.1',
+    port: node.port,
+    credential: credentialFor(node.dataDir, atmId),
+  });
   clients.push(client);
   return client;
 }
