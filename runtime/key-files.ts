@@ -2,7 +2,7 @@
  * The key files in a data directory, read and written here so the bank, the
  * ATMs and the auditor's command share one format and none imports another.
  * Every key file is created by `createSecretFile`: complete or absent after a
- * crash, 0600, never replaced. Formats (README, "The data directory"):
+ * crash, 0600, never replaced. Formats (README, "Key file formats"):
  *
  * `bank.keys` (the bank only): the master terminal key, from which each ATM's
  * own key is derived, and the private scalar of the bank's static X25519 key,

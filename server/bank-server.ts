@@ -8,7 +8,7 @@ import path from 'node:path';
 import { PerformanceObserver, createHistogram } from 'node:perf_hooks';
 
 import { AuditWriter, type AuditSink } from '../audit/writer.ts';
-import { readAuditKey } from '../runtime/key-files.ts';
+import { readAuditKey, type Revocation } from '../runtime/key-files.ts';
 import { pooledIvRandom, secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import type { AtmCredential } from '../protocol/handshake.ts';
 import { DEFAULT_MAX_FRAME_BODY } from '../protocol/frame.ts';
@@ -140,7 +140,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   // `npm run bank -- revoke-atm N` only writes the list: each revocation is
   // audited here once, and a connected ATM it names is cut.
   const revocationPoll = setInterval(() => {
-    let revoked;
+    let revoked: Revocation[];
     try {
       revoked = terminals.takeNewlyRevoked();
     } catch (error) {
