@@ -41,19 +41,23 @@ export const GENERIC_PROTOCOL_FAILURE = 'connection terminated';
  * Application-level outcomes carried inside a sealed response. These are
  * ordinary answers, not connection failures.
  */
-export type BankErrorCode =
-  | 'ERR_INVALID_USERNAME'
-  | 'ERR_INVALID_PASSWORD'
-  | 'ERR_USERNAME_TAKEN'
-  | 'ERR_AUTH_FAILED'
-  | 'ERR_INVALID_AMOUNT'
-  | 'ERR_INSUFFICIENT_FUNDS'
-  | 'ERR_BALANCE_LIMIT'
-  | 'ERR_TX_CONFLICT'
-  | 'ERR_NOT_LOGGED_IN'
-  | 'ERR_BAD_REQUEST'
-  | 'ERR_UNAVAILABLE'
-  | 'ERR_INTERNAL';
+export const BANK_ERROR_CODES = [
+  'ERR_INVALID_USERNAME',
+  'ERR_INVALID_PASSWORD',
+  'ERR_USERNAME_TAKEN',
+  'ERR_AUTH_FAILED',
+  'ERR_INVALID_AMOUNT',
+  'ERR_INSUFFICIENT_FUNDS',
+  'ERR_BALANCE_LIMIT',
+  'ERR_TX_CONFLICT',
+  'ERR_NOT_LOGGED_IN',
+  'ERR_BAD_REQUEST',
+  'ERR_UNAVAILABLE',
+  'ERR_INTERNAL',
+] as const;
+
+/** Listed once, above: the answer schema (messages.ts) accepts exactly these. */
+export type BankErrorCode = (typeof BANK_ERROR_CODES)[number];
 
 export class BankError extends Error {
   override readonly name = 'BankError';

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 
-import type { BankErrorCode } from './errors.ts';
+import { BANK_ERROR_CODES } from './errors.ts';
 
 const RequestId = z.number().int().min(0).max(0x7fff_ffff);
 /** Client-chosen id that makes a money request idempotent. */
@@ -51,21 +51,6 @@ export const StatementEntrySchema = z.strictObject({
   balanceAfterCents: Cents,
 });
 export type StatementEntry = z.infer<typeof StatementEntrySchema>;
-
-const BANK_ERROR_CODES = [
-  'ERR_INVALID_USERNAME',
-  'ERR_INVALID_PASSWORD',
-  'ERR_USERNAME_TAKEN',
-  'ERR_AUTH_FAILED',
-  'ERR_INVALID_AMOUNT',
-  'ERR_INSUFFICIENT_FUNDS',
-  'ERR_BALANCE_LIMIT',
-  'ERR_TX_CONFLICT',
-  'ERR_NOT_LOGGED_IN',
-  'ERR_BAD_REQUEST',
-  'ERR_UNAVAILABLE',
-  'ERR_INTERNAL',
-] as const satisfies readonly BankErrorCode[];
 
 const MoneyResult = {
   txId: TxId,
