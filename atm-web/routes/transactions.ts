@@ -159,6 +159,13 @@ export function transactionRoutes(deps: TransactionDeps): Router {
       req.session.flash = { kind: 'info', text: `Current balance: ${formatCents(outcome.value)}` };
       return res.redirect(303, '/');
     }
+    // Every form this ATM serves carries a well-formed id. A missing or
+    // malformed one is refused, never replaced: a fresh id would defeat the
+    // protection against a double submit.
+    const txId = formField(req.body, 'txId');
+    if (!TX_ID_PATTERN.test(txId)) {
+      throw new HttpError(400, 'BAD_REQUEST', 'This form is out of date. Nothing was changed; please try again.');
+    }
     const typed = formField(req.body, 'amount').slice(0, 32);
     const back = action === 'deposit' ? '/deposit' : '/withdraw';
     const amount = parseAmount(typed);
@@ -166,8 +173,6 @@ export function transactionRoutes(deps: TransactionDeps): Router {
       req.session.flash = { kind: 'error', text: amount.reason, amount: typed };
       return res.redirect(303, back);
     }
-    const submittedTxId = formField(req.body, 'txId');
-    const txId = TX_ID_PATTERN.test(submittedTxId) ? submittedTxId : newTxId();
     if (action === 'deposit') return move(req, res, 'deposit', txId, amount.cents, typed);
     // A withdrawal waits for the customer to confirm it, under the same id.
     req.session.pendingWithdrawal = { txId, amountCents: amount.cents, typed };

@@ -121,6 +121,23 @@ describe('a customer at the ATM', () => {
     expect(txIdFrom((await agent.get('/')).text)).not.toBe(fields.txId);
   });
 
+  it('refuses a deposit whose form has a missing or malformed transaction id, and moves no money', async () => {
+    const atm = await setup();
+    const agent = request.agent(atm.app);
+    await signup(agent, 'forger', 'password1');
+    await login(agent, 'forger', 'password1');
+    const token = csrfFrom((await agent.get('/')).text);
+    for (const txId of [undefined, '', 'short', 'has spaces in it', 'x'.repeat(65)]) {
+      const response = await agent
+        .post('/transaction')
+        .type('form')
+        .send({ _csrf: token, action: 'deposit', amount: '10', ...(txId === undefined ? {} : { txId }) });
+      expect(response.status).toBe(400);
+      expect(response.text).toContain('This form is out of date. Nothing was changed; please try again.');
+    }
+    expect(messages((await transact(agent, 'balance')).page)).toEqual(['Current balance: $0.00']);
+  });
+
   it.each([
     ['-5', 'Enter the amount as digits with up to two decimals, like 150 or 19.99.'],
     ['abc', 'Enter the amount as digits with up to two decimals, like 150 or 19.99.'],
