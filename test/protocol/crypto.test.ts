@@ -11,9 +11,7 @@ import {
   x25519KeyPair,
   x25519SharedSecret,
 } from '../../protocol/crypto.ts';
-import { fixedRandom } from './fixtures.ts';
-
-const hex = (value: string): Buffer => Buffer.from(value.replace(/\s+/g, ''), 'hex');
+import { fixedRandom, hex } from './fixtures.ts';
 
 // RFC 5869 Appendix A, test cases 1 to 3 (the SHA-256 ones).
 const RFC5869 = [

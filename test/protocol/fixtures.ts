@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 
+import { expect } from 'vitest';
+
 import { x25519KeyPair, type RandomSource } from '../../protocol/crypto.ts';
+import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.ts';
 import { deriveTerminalKey, type AtmCredential, type TerminalKeyLookup } from '../../protocol/handshake.ts';
 
 /** Deterministic "randomness": SHA-256 in counter mode over a seed. Tests only. */
@@ -30,4 +33,21 @@ export function testCredential(atmId: number, bankPublicKey = BANK_STATIC_KEY.pu
 /** The test bank's lookup: every number's derived key, except the revoked ones. */
 export function testTerminalKeys(revoked: ReadonlySet<number> = new Set()): TerminalKeyLookup {
   return (atmId) => (revoked.has(atmId) ? null : deriveTerminalKey(MASTER_TERMINAL_KEY, atmId));
+}
+
+/** Bytes written as hex, spaces and newlines allowed (as in the RFCs' test vectors). */
+export function hex(value: string): Buffer {
+  return Buffer.from(value.replace(/\s+/g, ''), 'hex');
+}
+
+/** Asserts that `action` throws a ProtocolError with this code. */
+export function expectCode(action: () => unknown, code: ProtocolErrorCode): void {
+  let caught: unknown = null;
+  try {
+    action();
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(ProtocolError);
+  expect((caught as ProtocolError).code).toBe(code);
 }

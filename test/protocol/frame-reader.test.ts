@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { encodeFrame, FrameType, type Frame } from '../../protocol/frame.ts';
 import { FrameReader } from '../../protocol/frame-reader.ts';
-
-const hex = (value: string): Buffer => Buffer.from(value.replace(/\s+/g, ''), 'hex');
+import { hex } from './fixtures.ts';
 
 // Three frames back to back: an empty alert, a 3-byte record, a 1-byte hello.
 const STREAM = hex(`

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { hkdfSha256, x25519KeyPair, type X25519KeyPair } from '../../protocol/crypto.ts';
-import { ProtocolError, type ProtocolErrorCode } from '../../protocol/errors.ts';
+import { ProtocolError } from '../../protocol/errors.ts';
 import {
   ClientHandshake,
   ServerHandshake,
@@ -10,7 +10,14 @@ import {
   type ChannelSecrets,
   type TerminalKeyLookup,
 } from '../../protocol/handshake.ts';
-import { BANK_STATIC_KEY, MASTER_TERMINAL_KEY, fixedRandom, testCredential, testTerminalKeys } from './fixtures.ts';
+import {
+  BANK_STATIC_KEY,
+  MASTER_TERMINAL_KEY,
+  expectCode,
+  fixedRandom,
+  testCredential,
+  testTerminalKeys,
+} from './fixtures.ts';
 
 type Bank = { staticKey?: X25519KeyPair; terminalKeyFor?: TerminalKeyLookup; seed?: number };
 
@@ -34,17 +41,6 @@ function complete(credential?: AtmCredential): { atm: ChannelSecrets; bank: Chan
     bank: server.onClientFinished(clientFinished),
     wire: Buffer.concat([hello, serverHello, clientFinished]),
   };
-}
-
-function expectCode(action: () => unknown, code: ProtocolErrorCode): void {
-  let caught: unknown = null;
-  try {
-    action();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(ProtocolError);
-  expect((caught as ProtocolError).code).toBe(code);
 }
 
 const allKeys = (result: ChannelSecrets): Buffer[] => [

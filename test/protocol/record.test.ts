@@ -12,7 +12,7 @@ import {
   type SessionKeys,
 } from '../../protocol/record.ts';
 import { aes256CbcDecrypt, hkdfSha256, hmacSha256, wipe } from '../../protocol/crypto.ts';
-import { fixedRandom } from './fixtures.ts';
+import { expectCode, fixedRandom } from './fixtures.ts';
 
 const SESSION_ID = Buffer.from('0102030405060708', 'hex');
 const MASTER = Buffer.alloc(32, 9);
@@ -24,17 +24,6 @@ function pair(sessionId = SESSION_ID) {
     atm: new RecordSession(sessionId, keys, Direction.AtmToBank, fixedRandom(1)),
     bank: new RecordSession(sessionId, keys, Direction.BankToAtm, fixedRandom(2)),
   };
-}
-
-function expectCode(action: () => unknown, code: string): void {
-  let caught: unknown = null;
-  try {
-    action();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(ProtocolError);
-  expect((caught as ProtocolError).code).toBe(code);
 }
 
 const request = (text: string): Buffer => Buffer.from(text);
