@@ -278,3 +278,10 @@ describe('reconcile', () => {
     );
   });
 });
+
+describe('npm run audit', () => {
+  it('exits 2 with a usage line for a bad command or a missing data dir', () => {
+    expect(runAudit(['frobnicate']).code).toBe(2);
+    expect(runAudit(['verify', '--data-dir', path.join(tempDir(), 'nope')]).code).toBe(2);
+  });
+});
