@@ -19,6 +19,11 @@ export function credentialFor(dataDir: string, atmId: number): AtmCredential {
   return Terminals.open(dataDir).credentialFor(atmId);
 }
 
+/** Connects as ATM `atmId` to a bank running in its own process on `port`, provisioned from its data dir. */
+export function connectToBank(dataDir: string, port: number, atmId = 1): Promise<BankClient> {
+  return BankClient.connect({ host: '127.0.0.1', port, credential: credentialFor(dataDir, atmId) });
+}
+
 export function tempDir(prefix = 'atm-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }

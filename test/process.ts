@@ -36,3 +36,21 @@ export async function spawnBank(dataDir: string, extra: string[] = []): Promise<
   const match = await waitForOutput(spawned, /bank listening on 127\.0\.0\.1:(\d+)/);
   return { ...spawned, port: Number(match[1]) };
 }
+
+/**
+ * The processes a test file starts. Pass `killAll` to afterEach so none
+ * outlives its test (SIGKILL: a test that failed half-way must not leave a
+ * bank holding a port or a data dir).
+ */
+export function spawnedProcesses(): { track<T extends Spawned>(spawned: T): T; killAll(): void } {
+  const running: Spawned[] = [];
+  return {
+    track(spawned) {
+      running.push(spawned);
+      return spawned;
+    },
+    killAll() {
+      for (const spawned of running.splice(0)) spawned.child.kill('SIGKILL');
+    },
+  };
+}

@@ -13,13 +13,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BankLink } from '../../atm-web/bank-link.ts';
 import { silentLogger } from '../../runtime/logger.ts';
 import { credentialFor, runAudit, tempDir, uniqueTxId } from '../helpers.ts';
-import { spawnBank, type Spawned } from '../process.ts';
+import { spawnBank, spawnedProcesses } from '../process.ts';
 
-const children: Spawned[] = [];
+const children = spawnedProcesses();
 const links: BankLink[] = [];
 afterEach(async () => {
   for (const link of links.splice(0)) await link.stop();
-  for (const spawned of children.splice(0)) spawned.child.kill('SIGKILL');
+  children.killAll();
 });
 
 type Attempt = { handle: string; user: string; txId: string; cents: number; acked: boolean };
@@ -28,7 +28,7 @@ describe('a bank crash', () => {
   it('loses no acknowledged deposit, doubles none, keeps the journal and audit log consistent, and the ATMs recover', async () => {
     const dataDir = tempDir();
     const first = await spawnBank(dataDir);
-    children.push(first);
+    children.track(first);
     const atms = [1, 2, 3].map((atmId) => {
       const link = new BankLink({
         host: '127.0.0.1',
@@ -78,7 +78,7 @@ describe('a bank crash', () => {
     expect(acked.length).toBeGreaterThan(20);
 
     const second = await spawnBank(dataDir, ['--port', String(first.port)]);
-    children.push(second);
+    children.track(second);
     // The ATMs find the bank again by themselves.
     await Promise.all(atms.map((link) => link.waitUntilAvailable(10_000)));
 

@@ -10,15 +10,12 @@ import net from 'node:net';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { BankClient } from '../../protocol/client.ts';
-import { credentialFor, protocolErrors, tempDir, uniqueTxId } from '../helpers.ts';
-import { spawnBank, type Spawned } from '../process.ts';
+import { connectToBank, protocolErrors, tempDir, uniqueTxId } from '../helpers.ts';
+import { spawnBank, spawnedProcesses } from '../process.ts';
 
 const HANDSHAKE_MS = 1_500;
-const children: Spawned[] = [];
-afterEach(() => {
-  for (const spawned of children.splice(0)) spawned.child.kill('SIGKILL');
-});
+const children = spawnedProcesses();
+afterEach(children.killAll);
 
 function rssMb(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -47,13 +44,9 @@ describe('denial of service', () => {
   it('keeps serving a connected ATM through 2,000 idle and slow connections and garbage, with bounded memory', async () => {
     const dataDir = tempDir();
     const bank = await spawnBank(dataDir, ['--handshake-timeout-ms', String(HANDSHAKE_MS)]);
-    children.push(bank);
+    children.track(bank);
     const pid = bank.child.pid ?? 0;
-    const atm = await BankClient.connect({
-      host: '127.0.0.1',
-      port: bank.port,
-      credential: credentialFor(dataDir, 1),
-    });
+    const atm = await connectToBank(dataDir, bank.port, 1);
     await atm.signup('steady', 'password1');
     const session = await atm.login('steady', 'password1');
     const rssBefore = rssMb(pid);
@@ -117,11 +110,7 @@ describe('denial of service', () => {
         `${completed} deposits meanwhile, bank RSS ${rssBefore.toFixed(1)} -> ${rssAfter.toFixed(1)} MB`,
     );
     // And a new ATM can connect once the flood is gone.
-    const late = await BankClient.connect({
-      host: '127.0.0.1',
-      port: bank.port,
-      credential: credentialFor(dataDir, 2),
-    });
+    const late = await connectToBank(dataDir, bank.port, 2);
     await late.ping();
     late.close();
     atm.close();

@@ -5,18 +5,16 @@ import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { tempDir } from '../helpers.ts';
-import { spawnBank, spawnEntry, waitForOutput, type Spawned } from '../process.ts';
+import { spawnBank, spawnEntry, waitForOutput, spawnedProcesses } from '../process.ts';
 
-const children: Spawned[] = [];
-afterEach(() => {
-  for (const spawned of children.splice(0)) spawned.child.kill('SIGKILL');
-});
+const children = spawnedProcesses();
+afterEach(children.killAll);
 
 describe('commands', () => {
   it('npm start runs the bank and ATM 1 from an empty data dir, prints the URL, and stops cleanly on Ctrl-C', async () => {
     const dataDir = path.join(tempDir(), 'fresh-data');
     const started = spawnEntry('bin/start.ts', ['--data-dir', dataDir, '--bank-port', '0', '--port', '0']);
-    children.push(started);
+    children.track(started);
     const match = await waitForOutput(started, /ATM 1 ready: open (http:\/\/127\.0\.0\.1:\d+) in your browser/);
     const page = await request(match[1] ?? '').get('/login');
     expect(page.status).toBe(200);
@@ -39,7 +37,7 @@ describe('commands', () => {
   it('npm run atm -- N serves ATM N against a running bank once provisioned, and refuses a bad ATM number', async () => {
     const dataDir = tempDir();
     const bank = await spawnBank(dataDir);
-    children.push(bank);
+    children.track(bank);
     const provision = spawnEntry('server/main.ts', ['provision-atm', '7', '--data-dir', dataDir]);
     expect(await provision.exited).toBe(0);
     // Its only output is the file's path (data on stdout, nothing else).
@@ -54,7 +52,7 @@ describe('commands', () => {
       '--port',
       '0',
     ]);
-    children.push(atm);
+    children.track(atm);
     const match = await waitForOutput(atm, /ATM 7 ready at (http:\/\/127\.0\.0\.1:\d+)/);
     expect((await request(match[1] ?? '').get('/login')).text).toContain('ATM 7');
     atm.child.kill('SIGTERM');

@@ -3,25 +3,18 @@ import path from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { BankClient } from '../../protocol/client.ts';
-import { credentialFor, runAudit, tempDir, uniqueTxId } from '../helpers.ts';
-import { spawnBank, type Spawned } from '../process.ts';
+import { connectToBank, runAudit, tempDir, uniqueTxId } from '../helpers.ts';
+import { spawnBank, spawnedProcesses } from '../process.ts';
 
-const children: Spawned[] = [];
-afterEach(() => {
-  for (const spawned of children.splice(0)) spawned.child.kill('SIGKILL');
-});
-
-async function connect(dataDir: string, port: number): Promise<BankClient> {
-  return BankClient.connect({ host: '127.0.0.1', port, credential: credentialFor(dataDir, 1) });
-}
+const children = spawnedProcesses();
+afterEach(children.killAll);
 
 describe('durability', () => {
   it('keeps every acknowledged deposit and its audit line across kill -9 and a restart', async () => {
     const dataDir = tempDir();
     const first = await spawnBank(dataDir);
-    children.push(first);
-    const client = await connect(dataDir, first.port);
+    children.track(first);
+    const client = await connectToBank(dataDir, first.port);
     await client.signup('mia', 'password1');
     const session = await client.login('mia', 'password1');
     let acknowledged = 0;
@@ -36,8 +29,8 @@ describe('durability', () => {
     await first.exited;
 
     const second = await spawnBank(dataDir);
-    children.push(second);
-    const again = await connect(dataDir, second.port);
+    children.track(second);
+    const again = await connectToBank(dataDir, second.port);
     const balance = await again.balance(await again.login('mia', 'password1'));
     // Every acknowledged deposit is there; an unacknowledged one may or may not be.
     expect(balance).toBeGreaterThanOrEqual(acknowledged + acked * 1_000);
@@ -55,8 +48,8 @@ describe('durability', () => {
   it('stops cleanly on SIGTERM: finishes in-flight work, exits 0, logs the stop', async () => {
     const dataDir = tempDir();
     const bank = await spawnBank(dataDir);
-    children.push(bank);
-    const client = await connect(dataDir, bank.port);
+    children.track(bank);
+    const client = await connectToBank(dataDir, bank.port);
     await client.signup('ned', 'password1');
     const session = await client.login('ned', 'password1');
     // Settled at once: the refusal may come while we wait for the exit, and must not go unhandled.

@@ -10,16 +10,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BankClient } from '../../protocol/client.ts';
 import { BankError } from '../../protocol/errors.ts';
 import { AUDIT_KEY_FILE, BANK_KEYS_FILE } from '../../runtime/key-files.ts';
-import { credentialFor, tempDir, uniqueTxId } from '../helpers.ts';
+import { connectToBank, tempDir, uniqueTxId } from '../helpers.ts';
 import { SKIP_POSTGRES_REASON, createTestDatabase, queryRows, type TestDatabase } from '../postgres.ts';
-import { spawnBank, spawnEntry, type Spawned } from '../process.ts';
+import { spawnBank, spawnEntry, spawnedProcesses } from '../process.ts';
 
-const children: Spawned[] = [];
+const children = spawnedProcesses();
 const clients: BankClient[] = [];
 let database: TestDatabase | null = null;
 afterEach(async () => {
   for (const client of clients.splice(0)) client.close();
-  for (const spawned of children.splice(0)) spawned.child.kill('SIGKILL');
+  children.killAll();
   await database?.drop();
   database = null;
 });
@@ -31,11 +31,11 @@ async function twoNodes(): Promise<{ nodes: [Node, Node]; url: string }> {
   database = await createTestDatabase();
   const first = tempDir();
   const a = await spawnBank(first, ['--ledger', database.url]);
-  children.push(a);
+  children.track(a);
   const second = tempDir();
   for (const file of [BANK_KEYS_FILE, AUDIT_KEY_FILE]) fs.copyFileSync(path.join(first, file), path.join(second, file));
   const b = await spawnBank(second, ['--ledger', database.url]);
-  children.push(b);
+  children.track(b);
   return {
     nodes: [
       { dataDir: first, port: a.port },
@@ -46,11 +46,7 @@ async function twoNodes(): Promise<{ nodes: [Node, Node]; url: string }> {
 }
 
 async function connect(node: Node, atmId = 1): Promise<BankClient> {
-  const client = await BankClient.connect({
-    host: '127.0.0.1',
-    port: node.port,
-    credential: credentialFor(node.dataDir, atmId),
-  });
+  const client = await connectToBank(node.dataDir, node.port, atmId);
   clients.push(client);
   return client;
 }
