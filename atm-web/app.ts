@@ -20,6 +20,7 @@ import { errorHandler, notFound } from './middleware/errors.ts';
 import { requireBank } from './middleware/require-bank.ts';
 import { authRoutes } from './routes/auth.ts';
 import { infoRoutes } from './routes/info.ts';
+import { passwordRoutes } from './routes/password.ts';
 import { statementRoutes } from './routes/statement.ts';
 import { transactionRoutes, type PendingWithdrawal, type Receipt } from './routes/transactions.ts';
 
@@ -117,6 +118,7 @@ export function createApp(deps: AtmAppDeps): express.Express {
   app.use(authRoutes({ bank: deps.bank, rateLimit: deps.authRateLimit }));
   const sessionIdleSeconds = Math.round(idleMs / 1000);
   const timeZone = deps.timeZone ?? processTimeZone();
+  app.locals.timeZone = timeZone;
   app.use(infoRoutes());
   app.use(
     transactionRoutes({
@@ -127,6 +129,7 @@ export function createApp(deps: AtmAppDeps): express.Express {
     }),
   );
   app.use(statementRoutes({ bank: deps.bank, sessionIdleSeconds, timeZone }));
+  app.use(passwordRoutes({ bank: deps.bank, sessionIdleSeconds }));
   app.use(notFound);
   app.use(errorHandler(logger));
   return app;

@@ -111,6 +111,21 @@ export class BankLink {
     }
   }
 
+  /**
+   * Forgets every other session of this customer on this ATM (after a
+   * password change): their web sessions find no bank session and are asked
+   * to log in again. The bank has already ended them on its side.
+   */
+  endOtherSessions(username: string, keepHandle: string): number {
+    let ended = 0;
+    for (const [handle, customer] of this.customers) {
+      if (handle === keepHandle || customer.session.username !== username) continue;
+      void this.logout(handle);
+      ended += 1;
+    }
+    return ended;
+  }
+
   get customerCount(): number {
     return this.customers.size;
   }

@@ -3,7 +3,10 @@
  * formatted in one place too, `formatCents` in protocol/money.ts; this module
  * re-exports it so views get everything they display from here.
  */
+import type { Request } from 'express';
+
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
+import type { BankError } from '../protocol/errors.ts';
 
 export { formatCents } from '../protocol/money.ts';
 
@@ -25,6 +28,16 @@ export const TIME_FORMAT: Intl.DateTimeFormatOptions = {
 export function formatTime(iso: string | Date, timeZone: string): string {
   const date = typeof iso === 'string' ? new Date(iso) : iso;
   return new Intl.DateTimeFormat('en-US', { ...TIME_FORMAT, timeZone }).format(date);
+}
+
+/** A locked account's refusal as a page shows it: the bank's sentence and until when, in words and ISO. */
+export function lockedNotice(error: BankError, req: Request): { text: string; iso: string; when: string } | null {
+  if (error.lockedUntil === undefined) return null;
+  return {
+    text: error.message,
+    iso: error.lockedUntil,
+    when: formatTime(error.lockedUntil, String(req.app.locals.timeZone)),
+  };
 }
 
 /** The zone this process runs in (the ATM's location), e.g. `Europe/Paris`. */

@@ -13,6 +13,7 @@ export const AUDIT_ACTIONS = [
   'withdraw',
   'balance',
   'statement',
+  'password_change',
   'protocol_error',
   'atm_revoked',
   'bank_start',

@@ -152,12 +152,24 @@ export class BankClient {
     return this.expect('balance', await this.request(this.sessionOf(session), { op: 'balance' })).balanceCents;
   }
 
-  async statement(session: CustomerSession): Promise<{ balanceCents: number; entries: StatementEntry[] }> {
-    const { balanceCents, entries } = this.expect(
+  /** A page of the statement, newest first (default: the newest 10); `more` says whether older ones exist. */
+  async statement(
+    session: CustomerSession,
+    page: { offset?: number; limit?: number } = {},
+  ): Promise<{ balanceCents: number; entries: StatementEntry[]; more: boolean }> {
+    const { balanceCents, entries, more } = this.expect(
       'statement',
-      await this.request(this.sessionOf(session), { op: 'statement' }),
+      await this.request(this.sessionOf(session), { op: 'statement', ...page }),
     );
-    return { balanceCents, entries };
+    return { balanceCents, entries, more };
+  }
+
+  /** Changes the logged-in customer's password; the bank ends their other sessions. */
+  async changePassword(session: CustomerSession, currentPassword: string, newPassword: string): Promise<void> {
+    this.expect(
+      'change_password',
+      await this.request(this.sessionOf(session), { op: 'change_password', currentPassword, newPassword }),
+    );
   }
 
   async logout(session: CustomerSession): Promise<void> {
@@ -197,7 +209,7 @@ export class BankClient {
   }
 
   private expect<O extends Op>(op: O, response: Response): ResultOf<O> {
-    if (!response.ok) throw new BankError(response.code, response.message);
+    if (!response.ok) throw new BankError(response.code, response.message, response.lockedUntil);
     if (response.result.op !== op) {
       const error = new ProtocolError('ERR_BAD_MESSAGE', 'answer does not match the request');
       this.close(error);

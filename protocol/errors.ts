@@ -46,6 +46,7 @@ export const BANK_ERROR_CODES = [
   'ERR_INVALID_PASSWORD',
   'ERR_USERNAME_TAKEN',
   'ERR_AUTH_FAILED',
+  'ERR_ACCOUNT_LOCKED',
   'ERR_INVALID_AMOUNT',
   'ERR_INSUFFICIENT_FUNDS',
   'ERR_BALANCE_LIMIT',
@@ -64,6 +65,8 @@ export class BankError extends Error {
   constructor(
     readonly code: BankErrorCode,
     message: string,
+    /** With ERR_ACCOUNT_LOCKED: until when (ISO 8601). */
+    readonly lockedUntil?: string,
   ) {
     super(message);
   }

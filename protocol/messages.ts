@@ -26,6 +26,15 @@ const Credentials = { username: Credential, password: Credential };
 export const CLIENT_ADDRESS_PATTERN = /^[0-9A-Za-z:.%_-]{1,64}$/;
 const Client = { client: z.string().regex(CLIENT_ADDRESS_PATTERN).optional() };
 
+/**
+ * Most statement entries one answer may carry (a CSV download pages through
+ * them at this size). 20 entries at their longest come to about 2.4 KB of
+ * JSON, well inside one 4 KiB frame (test/protocol/messages.test.ts).
+ */
+export const STATEMENT_MAX_PAGE = 20;
+/** How far back a statement may page; far beyond any customer here, and it bounds the work per request. */
+export const STATEMENT_MAX_OFFSET = 100_000;
+
 export const RequestSchema = z.discriminatedUnion('op', [
   z.strictObject({ id: RequestId, op: z.literal('signup'), ...Credentials, ...Client }),
   z.strictObject({ id: RequestId, op: z.literal('login'), ...Credentials, ...Client }),
@@ -33,7 +42,21 @@ export const RequestSchema = z.discriminatedUnion('op', [
   z.strictObject({ id: RequestId, op: z.literal('deposit'), txId: TxId, amountCents: Cents, ...Client }),
   z.strictObject({ id: RequestId, op: z.literal('withdraw'), txId: TxId, amountCents: Cents, ...Client }),
   z.strictObject({ id: RequestId, op: z.literal('balance'), ...Client }),
-  z.strictObject({ id: RequestId, op: z.literal('statement'), ...Client }),
+  z.strictObject({
+    id: RequestId,
+    op: z.literal('statement'),
+    /** Paging: skip the newest `offset` entries, return up to `limit` (default 10). */
+    offset: z.number().int().min(0).max(STATEMENT_MAX_OFFSET).optional(),
+    limit: z.number().int().min(1).max(STATEMENT_MAX_PAGE).optional(),
+    ...Client,
+  }),
+  z.strictObject({
+    id: RequestId,
+    op: z.literal('change_password'),
+    currentPassword: Credential,
+    newPassword: Credential,
+    ...Client,
+  }),
   z.strictObject({ id: RequestId, op: z.literal('logout'), ...Client }),
 ]);
 export type Request = z.infer<typeof RequestSchema>;
@@ -61,7 +84,14 @@ const MoneyResult = {
 };
 
 export const ResponseSchema = z.discriminatedUnion('ok', [
-  z.strictObject({ id: RequestId, ok: z.literal(false), code: z.enum(BANK_ERROR_CODES), message: z.string().max(512) }),
+  z.strictObject({
+    id: RequestId,
+    ok: z.literal(false),
+    code: z.enum(BANK_ERROR_CODES),
+    message: z.string().max(512),
+    /** With ERR_ACCOUNT_LOCKED only (told only to someone who gave the right password): until when, ISO 8601. */
+    lockedUntil: z.iso.datetime().optional(),
+  }),
   z.strictObject({
     id: RequestId,
     ok: z.literal(true),
@@ -80,8 +110,11 @@ export const ResponseSchema = z.discriminatedUnion('ok', [
       z.strictObject({
         op: z.literal('statement'),
         balanceCents: Cents,
-        entries: z.array(StatementEntrySchema).max(10),
+        entries: z.array(StatementEntrySchema).max(STATEMENT_MAX_PAGE),
+        /** True when older entries exist beyond this page. */
+        more: z.boolean(),
       }),
+      z.strictObject({ op: z.literal('change_password') }),
       z.strictObject({ op: z.literal('logout') }),
     ]),
   }),

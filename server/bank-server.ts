@@ -133,6 +133,10 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
       limits,
       logger,
       serviceTimes,
+      endSessionsOf: (accountId, keep) => {
+        for (const other of connections)
+          other.endSessionsOf(accountId, other === keep.connection ? keep.session : null);
+      },
     });
     connections.add(connection);
     socket.on('close', () => connections.delete(connection));

@@ -23,9 +23,13 @@ export const MAX_FAILED_LOGINS = 5;
 export const LOCKOUT_MS = 30 * 60 * 1000;
 export const STATEMENT_LENGTH = 10;
 
-/** One message for unknown user, wrong password and locked account, so none can be told apart. */
+/** One message for unknown user and wrong password (locked or not), so none can be told apart. */
 export const LOGIN_FAILED_MESSAGE =
   'Invalid username or password. After 5 failed attempts an account is locked for 30 minutes.';
+/** Told only to someone who gave the right password; the answer carries until when. */
+export const ACCOUNT_LOCKED_MESSAGE = 'This account is locked because of too many failed login attempts.';
+export const WRONG_CURRENT_PASSWORD_MESSAGE =
+  'Your current password is not right. After 5 failed attempts an account is locked for 30 minutes.';
 
 export type Clock = () => Date;
 
@@ -138,8 +142,7 @@ export class Bank {
     }
     const nowMs = this.clock().getTime();
     if (account.lockedUntil !== null && account.lockedUntil > nowMs) {
-      await this.audited(who, 'login', null, 'locked', `until ${new Date(account.lockedUntil).toISOString()}`);
-      throw new BankError('ERR_AUTH_FAILED', LOGIN_FAILED_MESSAGE);
+      throw await this.lockedRefusal(who, 'login', account, matches && checkPassword(password) === null, nowMs);
     }
     if (!matches || checkPassword(password) !== null) {
       await this.countFailure(who, account, nowMs);
@@ -201,19 +204,88 @@ export class Bank {
     }
   }
 
-  async statement(actor: Actor): Promise<{ balanceCents: number; entries: StatementEntry[] }> {
+  /** A page of the statement, newest first; `more` says whether older entries exist. */
+  async statement(
+    actor: Actor,
+    page: { offset?: number | undefined; limit?: number | undefined } = {},
+  ): Promise<{ balanceCents: number; entries: StatementEntry[]; more: boolean }> {
     const accountId = requireAccount(actor);
-    const [balanceCents, entries] = await Promise.all([
+    const offset = page.offset ?? 0;
+    const limit = page.limit ?? STATEMENT_LENGTH;
+    // One row more than asked for tells whether there is an older page.
+    const [balanceCents, rows] = await Promise.all([
       this.ledger.balance(accountId),
-      this.ledger.statement(accountId, STATEMENT_LENGTH),
+      this.ledger.statement(accountId, limit + 1, offset),
     ]);
-    await this.audited(actor, 'statement', null, 'ok');
-    return { balanceCents, entries };
+    await this.audited(actor, 'statement', null, 'ok', offset > 0 ? `from ${offset}` : undefined);
+    return { balanceCents, entries: rows.slice(0, limit), more: rows.length > limit };
   }
 
-  private async countFailure(who: Actor, account: Account, nowMs: number): Promise<void> {
+  /**
+   * Changes a logged-in customer's password. The current password is checked
+   * under the same rules as a login: a wrong one counts toward the lockout,
+   * and a locked account changes nothing. The caller ends the customer's
+   * other sessions once this resolves.
+   */
+  async changePassword(actor: Actor, currentPassword: string, newPassword: string): Promise<void> {
+    const accountId = requireAccount(actor);
+    const account = actor.username === null ? null : await this.ledger.findAccount(actor.username);
+    if (!account || account.id !== accountId) throw new BankError('ERR_NOT_LOGGED_IN', 'Log in first.');
+    const matches = await this.passwords.compare(currentPassword, account.passwordHash);
+    const right = matches && checkPassword(currentPassword) === null;
+    const nowMs = this.clock().getTime();
+    if (account.lockedUntil !== null && account.lockedUntil > nowMs) {
+      throw await this.lockedRefusal(actor, 'password_change', account, right, nowMs);
+    }
+    if (!right) {
+      await this.countFailure(actor, account, nowMs, 'password_change');
+      throw new BankError('ERR_AUTH_FAILED', WRONG_CURRENT_PASSWORD_MESSAGE);
+    }
+    const problem = checkPassword(newPassword);
+    if (problem) {
+      await this.audited(actor, 'password_change', null, 'invalid_password');
+      throw new BankError('ERR_INVALID_PASSWORD', problem);
+    }
+    // Off the event loop (and, in production, in a low-priority process).
+    const hash = await this.passwords.hash(newPassword);
+    try {
+      await this.ledger.setPasswordHash(accountId, hash);
+    } catch {
+      throw new BankError('ERR_UNAVAILABLE', 'The password could not be changed right now. Nothing was changed.');
+    }
+    await this.audited(actor, 'password_change', null, 'ok');
+  }
+
+  /**
+   * The answer for a locked account. Someone who gave the right password is
+   * told it is locked and until when; anyone else gets the generic answer,
+   * and their wrong guess still counts (extending the lock), so a lock never
+   * hands out free guesses: see SECURITY.md.
+   */
+  private async lockedRefusal(
+    who: Actor,
+    action: 'login' | 'password_change',
+    account: Account,
+    passwordRight: boolean,
+    nowMs: number,
+  ): Promise<BankError> {
+    const until = new Date(account.lockedUntil ?? nowMs).toISOString();
+    if (passwordRight) {
+      await this.audited(who, action, null, 'locked', `until ${until}`);
+      return new BankError('ERR_ACCOUNT_LOCKED', ACCOUNT_LOCKED_MESSAGE, until);
+    }
+    await this.countFailure(who, account, nowMs, action);
+    return new BankError('ERR_AUTH_FAILED', action === 'login' ? LOGIN_FAILED_MESSAGE : WRONG_CURRENT_PASSWORD_MESSAGE);
+  }
+
+  private async countFailure(
+    who: Actor,
+    account: Account,
+    nowMs: number,
+    action: 'login' | 'password_change' = 'login',
+  ): Promise<void> {
     const result = await this.ledger.recordLoginFailure(account.id, (failures) => lockUntil(failures, nowMs));
-    await this.audited(who, 'login', null, 'bad_password', `failure ${result.failures}`);
+    await this.audited(who, action, null, 'bad_password', `failure ${result.failures}`);
     const until = lockUntil(result.failures, nowMs);
     if (until !== null) await this.audited(who, 'lockout', null, 'locked', `until ${new Date(until).toISOString()}`);
   }

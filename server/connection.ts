@@ -55,6 +55,8 @@ export type ConnectionDeps = {
   logger: Logger;
   /** Time from a request's arrival to its answer being written, in nanoseconds. */
   serviceTimes: RecordableHistogram;
+  /** Ends every session of the account on every connection but `keep` (after a password change). */
+  endSessionsOf?: (accountId: number, keep: { connection: BankConnection; session: string }) => void;
 };
 
 type State = 'handshake' | 'open' | 'closed';
@@ -66,6 +68,13 @@ export class BankConnection {
   private channel: SecureChannel<Request> | null = null;
   /** Who is logged in on each customer session (the channel holds the sessions' keys). */
   private readonly customers = new Map<string, LoggedIn>();
+  /**
+   * Sessions ended by the bank (the customer changed their password
+   * elsewhere). Their keys stay until the ATM logs them out, so the ATM's
+   * next request on one gets "log in again" rather than breaking the whole
+   * connection with an unknown session.
+   */
+  private readonly revoked = new Set<string>();
   private inFlight = 0;
   private draining = false;
   private readonly idleWaiters: Array<() => void> = [];
@@ -148,7 +157,23 @@ export class BankConnection {
     else endWithAlert(this.socket);
   }
 
+  /** Ends this connection's sessions of the account, except `keep`; returns how many. */
+  endSessionsOf(accountId: number, keep: string | null): number {
+    let ended = 0;
+    for (const [session, customer] of this.customers) {
+      if (customer.accountId !== accountId || session === keep) continue;
+      this.customers.delete(session);
+      this.revoked.add(session);
+      ended += 1;
+    }
+    return ended;
+  }
+
   private onRequest(session: SessionId, request: Request): void {
+    if (session !== null && this.revoked.has(session)) {
+      this.answerRevoked(session, request);
+      return;
+    }
     const customer = session === null ? null : this.customers.get(session);
     if (customer === undefined) throw new ProtocolError('ERR_UNKNOWN_SESSION', 'no customer on this session');
     if (this.draining) {
@@ -202,7 +227,13 @@ export class BankConnection {
         },
         'refused',
       );
-      return { id: request.id, ok: false, code: bankError.code, message: bankError.message };
+      return {
+        id: request.id,
+        ok: false,
+        code: bankError.code,
+        message: bankError.message,
+        ...(bankError.lockedUntil === undefined ? {} : { lockedUntil: bankError.lockedUntil }),
+      };
     }
   }
 
@@ -228,7 +259,13 @@ export class BankConnection {
       case 'balance':
         return { op: 'balance', balanceCents: await bank.balance(actor) };
       case 'statement':
-        return { op: 'statement', ...(await bank.statement(actor)) };
+        return { op: 'statement', ...(await bank.statement(actor, request)) };
+      case 'change_password':
+        await bank.changePassword(actor, request.currentPassword, request.newPassword);
+        if (session !== null && actor.accountId !== null) {
+          this.deps.endSessionsOf?.(actor.accountId, { connection: this, session });
+        }
+        return { op: 'change_password' };
       case 'logout':
         await bank.logout(actor);
         if (session !== null) this.endSession(session);
@@ -260,6 +297,21 @@ export class BankConnection {
     };
     wipe(masterSecret);
     return result;
+  }
+
+  private answerRevoked(session: string, request: Request): void {
+    if (request.op === 'logout') {
+      this.send(session, { id: request.id, ok: true, result: { op: 'logout' } });
+      this.revoked.delete(session);
+      this.endSession(session);
+      return;
+    }
+    this.send(session, {
+      id: request.id,
+      ok: false,
+      code: 'ERR_NOT_LOGGED_IN',
+      message: 'This session was ended because the password was changed. Log in again.',
+    });
   }
 
   private endSession(session: string): void {

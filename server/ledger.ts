@@ -56,6 +56,8 @@ export interface Ledger {
     lockUntil: (failures: number) => number | null,
   ): Promise<{ failures: number; lockedUntil: number | null }>;
   recordLoginSuccess(accountId: number): Promise<void>;
+  /** Replaces the account's password hash (durable when it resolves). */
+  setPasswordHash(accountId: number, passwordHash: string): Promise<void>;
   /**
    * Applies a money movement atomically and idempotently per (account, txId):
    * a txId seen before gets its recorded outcome (`replayed`, or `conflict`
@@ -71,7 +73,7 @@ export interface Ledger {
    * its own) and the answer waits until it is durable.
    */
   balance(accountId: number, audit?: AuditLine<number>): Promise<number>;
-  /** The last `limit` applied movements, newest first. */
-  statement(accountId: number, limit: number): Promise<StatementEntry[]>;
+  /** Applied movements, newest first: `limit` of them after skipping the newest `offset`. */
+  statement(accountId: number, limit: number, offset?: number): Promise<StatementEntry[]>;
   close(): Promise<void>;
 }

@@ -260,6 +260,10 @@ export class PostgresLedger implements Ledger {
     );
   }
 
+  async setPasswordHash(accountId: number, passwordHash: string): Promise<void> {
+    await this.pool.query('UPDATE accounts SET password_hash = $1 WHERE id = $2', [passwordHash, accountId]);
+  }
+
   applyMoney(request: MoneyRequest, rule: MoneyRule, audit: AuditLine<MoneyDecision>): Promise<MoneyOutcome> {
     return new Promise((resolve, reject) => {
       this.enqueue({ type: 'money', request, rule, audit, resolve, reject });
@@ -273,7 +277,7 @@ export class PostgresLedger implements Ledger {
     });
   }
 
-  async statement(accountId: number, limit: number): Promise<StatementEntry[]> {
+  async statement(accountId: number, limit: number, offset = 0): Promise<StatementEntry[]> {
     const result = await this.pool.query<{
       created_at: string;
       kind: MoneyKind;
@@ -281,8 +285,8 @@ export class PostgresLedger implements Ledger {
       balance_after_cents: string;
     }>(
       `SELECT created_at, kind, amount_cents, balance_after_cents FROM journal
-       WHERE account_id = $1 AND status = 'applied' ORDER BY id DESC LIMIT $2`,
-      [accountId, limit],
+       WHERE account_id = $1 AND status = 'applied' ORDER BY id DESC LIMIT $2 OFFSET $3`,
+      [accountId, limit, offset],
     );
     return result.rows.map((row) => ({
       at: row.created_at,

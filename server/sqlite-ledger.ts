@@ -114,6 +114,7 @@ function prepareStatements(db: Database.Database) {
     ),
     lock: db.prepare<[number, number]>('UPDATE accounts SET failed_logins = 0, locked_until = ? WHERE id = ?'),
     resetFailures: db.prepare<[number]>('UPDATE accounts SET failed_logins = 0, locked_until = NULL WHERE id = ?'),
+    setPasswordHash: db.prepare<[string, number]>('UPDATE accounts SET password_hash = ? WHERE id = ?'),
     balance: db.prepare<[number], { balance_cents: number }>('SELECT balance_cents FROM accounts WHERE id = ?'),
     findTx: db.prepare<[number, string], JournalRow>(
       'SELECT kind, amount_cents, status, balance_after_cents FROM journal WHERE account_id = ? AND tx_id = ?',
@@ -124,11 +125,11 @@ function prepareStatements(db: Database.Database) {
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
     statement: db.prepare<
-      [number, number],
+      [number, number, number],
       { created_at: string; kind: MoneyKind; amount_cents: number; balance_after_cents: number }
     >(
       `SELECT created_at, kind, amount_cents, balance_after_cents FROM journal
-       WHERE account_id = ? AND status = 'applied' ORDER BY id DESC LIMIT ?`,
+       WHERE account_id = ? AND status = 'applied' ORDER BY id DESC LIMIT ? OFFSET ?`,
     ),
   };
 }
@@ -208,6 +209,11 @@ export class SqliteLedger implements Ledger {
 
   async recordLoginSuccess(accountId: number): Promise<void> {
     if (this.statements.resetFailures.run(accountId).changes > 0) await this.committed();
+  }
+
+  async setPasswordHash(accountId: number, passwordHash: string): Promise<void> {
+    this.statements.setPasswordHash.run(passwordHash, accountId);
+    await this.committed();
   }
 
   applyMoney(request: MoneyRequest, rule: MoneyRule, audit: AuditLine<MoneyDecision>): Promise<MoneyOutcome> {
@@ -320,8 +326,8 @@ export class SqliteLedger implements Ledger {
     return this.walFd;
   }
 
-  async statement(accountId: number, limit: number): Promise<StatementEntry[]> {
-    const entries = this.statements.statement.all(accountId, limit).map((row) => ({
+  async statement(accountId: number, limit: number, offset = 0): Promise<StatementEntry[]> {
+    const entries = this.statements.statement.all(accountId, limit, offset).map((row) => ({
       at: row.created_at,
       kind: row.kind,
       amountCents: row.amount_cents,

@@ -8,6 +8,7 @@ import { rateLimit } from 'express-rate-limit';
 
 import { callBank, formField } from '../bank-call.ts';
 import type { BankLink } from '../bank-link.ts';
+import { lockedNotice } from '../display.ts';
 import { takeFlash } from '../flash.ts';
 import { HttpError } from '../http-error.ts';
 import { rotateCsrfToken } from '../middleware/csrf.ts';
@@ -63,7 +64,17 @@ export function authRoutes(deps: AuthDeps): Router {
     const password = formField(req.body, 'password');
     if (!username || !password) return renderLogin(req, res, 400, 'Enter your username and password.', username);
     const outcome = await callBank(() => deps.bank.login(username, password));
-    if (!outcome.ok) return renderLogin(req, res, 401, outcome.error.message, username);
+    if (!outcome.ok) {
+      // Only the right password to a locked account gets this answer from the bank (see SECURITY.md).
+      if (outcome.error.code === 'ERR_ACCOUNT_LOCKED') res.locals.locked = lockedNotice(outcome.error, req);
+      return renderLogin(
+        req,
+        res,
+        outcome.error.code === 'ERR_ACCOUNT_LOCKED' ? 423 : 401,
+        outcome.error.message,
+        username,
+      );
+    }
     // A brand-new session id for the logged-in customer: a planted id is worthless.
     await regenerate(req);
     req.session.customer = { username: outcome.value.username, handle: outcome.value.handle };

@@ -1,15 +1,42 @@
 /**
  * The statement: the customer's movements, newest first, with the balance
- * after each, in the customer's time zone.
+ * after each, in pages of 10 (older and newer), and the whole history as a
+ * CSV download. The bank answers only for the logged-in customer's own
+ * account, so neither can show anyone else's rows.
  */
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 
-import type { BankLink } from '../bank-link.ts';
+import { STATEMENT_MAX_OFFSET, STATEMENT_MAX_PAGE, type StatementEntry } from '../../protocol/messages.ts';
+import { plainCents } from '../../protocol/money.ts';
 import { callBank } from '../bank-call.ts';
+import type { BankLink } from '../bank-link.ts';
 import { liveCustomer, refuse, requireCustomer } from '../customer.ts';
 import { formatCents, formatTime } from '../display.ts';
 
 export type StatementDeps = { bank: BankLink; sessionIdleSeconds: number; timeZone: string };
+
+export const STATEMENT_PAGE = 10;
+const LAST_PAGE = Math.floor(STATEMENT_MAX_OFFSET / STATEMENT_PAGE) + 1;
+
+/** `?page=N`, 1 being the newest; anything else is page 1. */
+function pageOf(req: Request): number {
+  const raw = req.query.page;
+  if (typeof raw !== 'string' || !/^[1-9][0-9]{0,5}$/.test(raw)) return 1;
+  return Math.min(Number(raw), LAST_PAGE);
+}
+
+const kindName = (entry: StatementEntry): string => (entry.kind === 'deposit' ? 'Deposit' : 'Withdrawal');
+
+/** One CSV line: every value is generated here (no customer text), so nothing needs quoting. */
+function csvLine(entry: StatementEntry): string {
+  const sign = entry.kind === 'deposit' ? '' : '-';
+  return [
+    entry.at,
+    kindName(entry),
+    `${sign}${plainCents(entry.amountCents)}`,
+    plainCents(entry.balanceAfterCents),
+  ].join(',');
+}
 
 export function statementRoutes(deps: StatementDeps): Router {
   const router = Router();
@@ -17,19 +44,41 @@ export function statementRoutes(deps: StatementDeps): Router {
 
   router.get('/statement', customerOnly, async (req, res) => {
     const { client, session } = liveCustomer(res);
-    const outcome = await callBank(() => client.statement(session));
+    const page = pageOf(req);
+    const offset = (page - 1) * STATEMENT_PAGE;
+    const outcome = await callBank(() => client.statement(session, { offset, limit: STATEMENT_PAGE }));
     if (!outcome.ok) return refuse(req, res, outcome.error);
+    const { entries, more } = outcome.value;
     res.render('statement', {
-      title: 'Mini statement',
+      title: page === 1 ? 'Statement' : `Statement, page ${page}`,
       balance: formatCents(outcome.value.balanceCents),
-      entries: outcome.value.entries.map((entry) => ({
+      first: offset + 1,
+      last: offset + entries.length,
+      page,
+      older: more ? `/statement?page=${page + 1}` : null,
+      newer: page > 1 ? (page === 2 ? '/statement' : `/statement?page=${page - 1}`) : null,
+      entries: entries.map((entry) => ({
         date: formatTime(entry.at, deps.timeZone),
         iso: entry.at,
-        type: entry.kind === 'deposit' ? 'Deposit' : 'Withdrawal',
+        type: kindName(entry),
         amount: `${entry.kind === 'deposit' ? '+' : '−'}${formatCents(entry.amountCents)}`,
         balance: formatCents(entry.balanceAfterCents),
       })),
     });
+  });
+
+  router.get('/statement.csv', customerOnly, async (req, res) => {
+    const { client, session } = liveCustomer(res);
+    const lines = ['date,type,amount,balance_after'];
+    for (let offset = 0; offset <= STATEMENT_MAX_OFFSET; offset += STATEMENT_MAX_PAGE) {
+      const outcome = await callBank(() => client.statement(session, { offset, limit: STATEMENT_MAX_PAGE }));
+      if (!outcome.ok) return refuse(req, res, outcome.error);
+      lines.push(...outcome.value.entries.map(csvLine));
+      if (!outcome.value.more) break;
+    }
+    res.set('Content-Type', 'text/csv; charset=utf-8');
+    res.set('Content-Disposition', 'attachment; filename="statement.csv"');
+    res.send(`${lines.join('\r\n')}\r\n`);
   });
 
   return router;

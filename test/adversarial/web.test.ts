@@ -35,7 +35,7 @@ describe('attacks through the forms', () => {
     }
   });
 
-  it('locks an account after 5 wrong passwords, even against the right one, with the same message', async () => {
+  it('locks an account after 5 wrong passwords, even against the right one, telling only the right one it is locked', async () => {
     bank = await startTestBank();
     atm = await startTestAtm(bank);
     const agent = request.agent(atm.app);
@@ -45,9 +45,14 @@ describe('attacks through the forms', () => {
       return agent.post('/login').type('form').send({ _csrf: token, username: 'target', password });
     };
     for (let i = 0; i < 5; i += 1) expect((await attempt(`guess-${i}-wrong`)).status).toBe(401);
+    // A guesser without the password cannot tell the lock from a wrong guess.
+    const guess = await attempt('guess-after-lock');
+    expect(guess.status).toBe(401);
+    expect(messages(guess.text)).toEqual([LOGIN_FAILED_MESSAGE]);
     const right = await attempt('password1');
-    expect(right.status).toBe(401);
-    expect(messages(right.text)).toEqual([LOGIN_FAILED_MESSAGE]);
+    expect(right.status).toBe(423);
+    expect(right.text).toContain('This account is locked because of too many failed login attempts. Try again after');
+    expect((await agent.get('/')).headers.location).toBe('/login');
     const lockouts = auditEvents(bank.dataDir).filter((event) => event.action === 'lockout' && event.user === 'target');
     expect(lockouts).toHaveLength(1);
   });

@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 
-import { NoticeSchema, RequestSchema, decodeMessage } from '../../protocol/messages.ts';
+import { AES_BLOCK_BYTES, MAC_BYTES } from '../../protocol/crypto.ts';
+import { DEFAULT_MAX_FRAME_BODY } from '../../protocol/frame.ts';
+import {
+  decodeMessage,
+  encodeMessage,
+  NoticeSchema,
+  RequestSchema,
+  ResponseSchema,
+  STATEMENT_MAX_PAGE,
+  type Response,
+} from '../../protocol/messages.ts';
+import { RECORD_HEADER_BYTES } from '../../protocol/record.ts';
 
 const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
 
@@ -40,5 +51,49 @@ describe('the audit checkpoint notice', () => {
     { ...notice, kind: 'other' },
   ])('refuses a malformed one (%#)', (bad) => {
     expect(decodeMessage(NoticeSchema, json(bad))).toBeNull();
+  });
+});
+
+/** Bytes of the sealed record carrying `plaintext`: header, IV, CBC-padded ciphertext, MAC. */
+const sealedBytes = (plaintext: number): number =>
+  RECORD_HEADER_BYTES + AES_BLOCK_BYTES + (Math.floor(plaintext / AES_BLOCK_BYTES) + 1) * AES_BLOCK_BYTES + MAC_BYTES;
+
+describe('messages', () => {
+  it('fit the largest statement answer, every field at its longest, in one default frame', () => {
+    const entry = {
+      at: '2026-11-23T16:27:08.123Z',
+      kind: 'withdraw',
+      amountCents: 100_000_000,
+      balanceAfterCents: Number.MAX_SAFE_INTEGER,
+    } as const;
+    const response: Response = {
+      id: 0x7fff_ffff,
+      ok: true,
+      result: {
+        op: 'statement',
+        balanceCents: Number.MAX_SAFE_INTEGER,
+        entries: Array.from({ length: STATEMENT_MAX_PAGE }, () => entry),
+        more: true,
+      },
+    };
+    const bytes = encodeMessage(response);
+    expect(decodeMessage(ResponseSchema, bytes)).toEqual(response);
+    expect(sealedBytes(bytes.length)).toBeLessThanOrEqual(DEFAULT_MAX_FRAME_BODY);
+  });
+
+  it('refuse a statement page larger than the bank may answer, and carry until when an account is locked', () => {
+    const page = (limit: number) => encodeMessage({ id: 1, op: 'statement', offset: 0, limit });
+    expect(decodeMessage(RequestSchema, page(STATEMENT_MAX_PAGE))).not.toBeNull();
+    expect(decodeMessage(RequestSchema, page(STATEMENT_MAX_PAGE + 1))).toBeNull();
+    const locked = {
+      id: 1,
+      ok: false,
+      code: 'ERR_ACCOUNT_LOCKED',
+      message: 'locked',
+      lockedUntil: '2026-01-01T00:30:00.000Z',
+    };
+    expect(decodeMessage(ResponseSchema, Buffer.from(JSON.stringify(locked)))).toEqual(locked);
+    const garbled = { ...locked, lockedUntil: 'soon' };
+    expect(decodeMessage(ResponseSchema, Buffer.from(JSON.stringify(garbled)))).toBeNull();
   });
 });

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { auditPaths } from '../../audit/writer.ts';
 import { BankError } from '../../protocol/errors.ts';
-import { LOGIN_FAILED_MESSAGE } from '../../server/bank.ts';
+import { ACCOUNT_LOCKED_MESSAGE, LOGIN_FAILED_MESSAGE } from '../../server/bank.ts';
 import { auditEvents, startTestBank, uniqueTxId, type TestBank } from '../helpers.ts';
 import path from 'node:path';
 
@@ -14,12 +14,13 @@ afterEach(async () => {
   running = null;
 });
 
-async function refusal(promise: Promise<unknown>): Promise<{ code: string; message: string }> {
+async function refusal(promise: Promise<unknown>): Promise<{ code: string; message: string; lockedUntil?: string }> {
   try {
     await promise;
   } catch (error) {
     expect(error).toBeInstanceOf(BankError);
-    return { code: (error as BankError).code, message: (error as BankError).message };
+    const { code, message, lockedUntil } = error as BankError;
+    return lockedUntil === undefined ? { code, message } : { code, message, lockedUntil };
   }
   throw new Error('expected the bank to refuse');
 }
@@ -83,16 +84,42 @@ describe('login', () => {
     const client = await running.connect();
     await client.signup('erin', 'password1');
     for (let i = 0; i < 5; i += 1) await refusal(client.login('erin', 'wrong-password'));
-    // Locked: even the right password is refused, with the same message.
-    expect(await refusal(client.login('erin', 'password1'))).toMatchObject({ code: 'ERR_AUTH_FAILED' });
+    // Locked: even the right password is refused; only it is told so, and until when.
+    const locked = {
+      code: 'ERR_ACCOUNT_LOCKED',
+      message: ACCOUNT_LOCKED_MESSAGE,
+      lockedUntil: '2026-01-01T00:30:00.000Z',
+    };
+    expect(await refusal(client.login('erin', 'password1'))).toEqual(locked);
     time.advance(29 * 60_000);
-    expect(await refusal(client.login('erin', 'password1'))).toMatchObject({ code: 'ERR_AUTH_FAILED' });
+    expect(await refusal(client.login('erin', 'password1'))).toEqual(locked);
     time.advance(60_001);
     const session = await client.login('erin', 'password1');
     expect(session.username).toBe('erin');
     const actions = auditEvents(running.dataDir).filter((event) => event.user === 'erin');
     expect(actions.filter((event) => event.action === 'lockout')).toHaveLength(1);
     expect(actions.filter((event) => event.outcome === 'locked' && event.action === 'login')).toHaveLength(2);
+  });
+
+  it('gives a wrong password to a locked account the generic message, and counts it: 5 more extend the lock', async () => {
+    const time = testClock();
+    running = await startTestBank({ clock: time.clock });
+    const client = await running.connect();
+    await client.signup('gus', 'password1');
+    for (let i = 0; i < 5; i += 1) await refusal(client.login('gus', 'wrong-password'));
+    // Without the password a locked account looks like any other wrong guess.
+    const generic = { code: 'ERR_AUTH_FAILED', message: LOGIN_FAILED_MESSAGE };
+    expect(await refusal(client.login('gus', 'wrong-password'))).toEqual(generic);
+    expect(await refusal(client.login('nobody-here', 'wrong-password'))).toEqual(generic);
+    // Guesses during the lock are not free: 5 of them lock it again from then.
+    time.advance(10 * 60_000);
+    for (let i = 0; i < 4; i += 1) await refusal(client.login('gus', 'wrong-password'));
+    expect(await refusal(client.login('gus', 'password1'))).toMatchObject({
+      code: 'ERR_ACCOUNT_LOCKED',
+      lockedUntil: '2026-01-01T00:40:00.000Z',
+    });
+    const lockouts = auditEvents(running.dataDir).filter((event) => event.user === 'gus' && event.action === 'lockout');
+    expect(lockouts).toHaveLength(2);
   });
 
   it('resets the failure count after a successful login', async () => {

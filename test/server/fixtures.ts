@@ -128,6 +128,10 @@ export class MemoryLedger implements Ledger {
     account.lockedUntil = null;
   }
 
+  async setPasswordHash(accountId: number, passwordHash: string): Promise<void> {
+    this.account(accountId).passwordHash = passwordHash;
+  }
+
   async applyMoney(request: MoneyRequest, rule: MoneyRule, audit: AuditLine<MoneyDecision>): Promise<MoneyOutcome> {
     const previous = this.journal.find((entry) => entry.accountId === request.accountId && entry.txId === request.txId);
     if (previous) {
@@ -150,11 +154,11 @@ export class MemoryLedger implements Ledger {
     return balanceCents;
   }
 
-  async statement(accountId: number, limit: number): Promise<StatementEntry[]> {
+  async statement(accountId: number, limit: number, offset = 0): Promise<StatementEntry[]> {
     return this.journal
       .filter((entry) => entry.accountId === accountId && entry.status === 'applied')
       .reverse()
-      .slice(0, limit)
+      .slice(offset, offset + limit)
       .map((entry) => ({
         at: entry.at,
         kind: entry.kind as MoneyKind,
