@@ -4,6 +4,7 @@
  * CSV download. The bank answers only for the logged-in customer's own
  * account, so neither can show anyone else's rows.
  */
+import { stringify } from 'csv-stringify/sync';
 import { Router, type Request } from 'express';
 
 import { STATEMENT_MAX_OFFSET, STATEMENT_MAX_PAGE, type StatementEntry } from '../../protocol/messages.ts';
@@ -16,6 +17,7 @@ import { formatCents, formatTime } from '../display.ts';
 export type StatementDeps = { bank: BankLink; sessionIdleSeconds: number; timeZone: string };
 
 export const STATEMENT_PAGE = 10;
+const CSV_COLUMNS = ['date', 'type', 'amount', 'balance_after'];
 const LAST_PAGE = Math.floor(STATEMENT_MAX_OFFSET / STATEMENT_PAGE) + 1;
 
 /** `?page=N`, 1 being the newest; anything else is page 1. */
@@ -27,15 +29,10 @@ function pageOf(req: Request): number {
 
 const kindName = (entry: StatementEntry): string => (entry.kind === 'deposit' ? 'Deposit' : 'Withdrawal');
 
-/** One CSV line: every value is generated here (no customer text), so nothing needs quoting. */
-function csvLine(entry: StatementEntry): string {
+/** One CSV row: the time in ISO 8601 UTC, and amounts without currency sign or separators, for spreadsheets. */
+function csvRow(entry: StatementEntry): string[] {
   const sign = entry.kind === 'deposit' ? '' : '-';
-  return [
-    entry.at,
-    kindName(entry),
-    `${sign}${plainCents(entry.amountCents)}`,
-    plainCents(entry.balanceAfterCents),
-  ].join(',');
+  return [entry.at, kindName(entry), `${sign}${plainCents(entry.amountCents)}`, plainCents(entry.balanceAfterCents)];
 }
 
 export function statementRoutes(deps: StatementDeps): Router {
@@ -69,16 +66,16 @@ export function statementRoutes(deps: StatementDeps): Router {
 
   router.get('/statement.csv', customerOnly, async (req, res) => {
     const { client, session } = liveCustomer(res);
-    const lines = ['date,type,amount,balance_after'];
+    const rows: string[][] = [];
     for (let offset = 0; offset <= STATEMENT_MAX_OFFSET; offset += STATEMENT_MAX_PAGE) {
       const outcome = await callBank(() => client.statement(session, { offset, limit: STATEMENT_MAX_PAGE }));
       if (!outcome.ok) return refuse(req, res, outcome.error);
-      lines.push(...outcome.value.entries.map(csvLine));
+      rows.push(...outcome.value.entries.map(csvRow));
       if (!outcome.value.more) break;
     }
     res.set('Content-Type', 'text/csv; charset=utf-8');
     res.set('Content-Disposition', 'attachment; filename="statement.csv"');
-    res.send(`${lines.join('\r\n')}\r\n`);
+    res.send(stringify(rows, { header: true, columns: CSV_COLUMNS, record_delimiter: 'windows' }));
   });
 
   return router;

@@ -189,5 +189,18 @@ describe.each(BACKENDS)('ledger on $name', (backend) => {
       { at, kind: 'deposit', amountCents: 1_000, balanceAfterCents: 1_000 },
     ]);
     expect(await ledger.statement(accountId, 1)).toHaveLength(1);
+    // Paging: skip the newest, and past the end there is nothing.
+    expect(await ledger.statement(accountId, 10, 1)).toEqual([
+      { at, kind: 'deposit', amountCents: 1_000, balanceAfterCents: 1_000 },
+    ]);
+    expect(await ledger.statement(accountId, 10, 2)).toEqual([]);
+  });
+
+  it.skipIf(backend.skip)('replaces a password hash, for that account only', async () => {
+    const { ledger, accountId } = await withAccount();
+    const other = await ledger.createAccount('heidi', 'heidi-hash', at);
+    await ledger.setPasswordHash(accountId, 'new-hash');
+    expect(await ledger.findAccount('grace')).toMatchObject({ passwordHash: 'new-hash' });
+    expect(await ledger.findAccount('heidi')).toMatchObject({ id: other?.id, passwordHash: 'heidi-hash' });
   });
 });
