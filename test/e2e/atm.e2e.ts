@@ -287,7 +287,8 @@ describe('a customer in the browser', () => {
       await shoot(page, 'not-found', width);
       expect(problems).toEqual([]);
       await context.close();
-    });
+      // Generous: about sixty pages with an axe scan on many; this catches hangs, not speed.
+    }, 120_000);
   }
 
   it('would notice a CSP violation: an injected inline script is blocked and reported', async () => {
