@@ -1,7 +1,8 @@
 /**
  * Wires the bank together: data directory, ledger, audit trail, and a TCP
- * server that hands each connection to a BankConnection. The only place that
- * listens is `main.ts`, through `startBankServer`.
+ * server that hands each connection to a BankConnection. `startBankServer`
+ * also listens, on the host and port its caller gives: the commands
+ * (`main.ts`, `bin/start.ts`) with theirs, tests on port 0.
  */
 import net from 'node:net';
 import path from 'node:path';
