@@ -10,5 +10,7 @@ export default defineConfig({
     hookTimeout: 30_000,
     // expect.poll waits for a reconnect or a log line; 1 s (vitest's default) is not generous here.
     expect: { poll: { timeout: 10_000 } },
+    // bin/atm, bin/bank and the terminal ATM run from dist/: build it from the sources under test first.
+    globalSetup: ['test/build-cli.ts'],
   },
 });

@@ -2,6 +2,7 @@
  * One audit event and its plaintext rendering. Events never hold secrets:
  * no password, key, master secret or session id ever becomes a field.
  */
+import type { Channel } from '../protocol/messages.ts';
 import { plainCents } from '../protocol/money.ts';
 
 export const AUDIT_ACTIONS = [
@@ -29,6 +30,8 @@ export type AuditEvent = {
   atm: number | null;
   /** The customer's address as the ATM saw it (absent for events no customer caused). */
   client?: string;
+  /** Which kind of terminal acted: web ATM, bin/atm or the terminal ATM (absent for the bank's own events). */
+  channel?: Channel;
   user: string | null;
   action: AuditAction;
   amountCents: number | null;

@@ -8,7 +8,7 @@
  */
 import net from 'node:net';
 
-import { SecureChannel, type SessionId } from './channel.ts';
+import { SecureChannel, endWithAlert, type SessionId } from './channel.ts';
 import { KEY_BYTES, pooledIvRandom, secureRandom, wipe, type RandomSource } from './crypto.ts';
 import { BankError, ProtocolError } from './errors.ts';
 import { DEFAULT_MAX_FRAME_BODY } from './frame.ts';
@@ -18,6 +18,7 @@ import {
   ResponseSchema,
   decodeMessage,
   encodeMessage,
+  type CardMode,
   type MoneyResult,
   type RequestBody,
   type Response,
@@ -26,9 +27,11 @@ import {
 } from './messages.ts';
 import { performClientHandshake } from './perform-handshake.ts';
 
-export type BankClientOptions = {
-  host: string;
-  port: number;
+/** Where the bank is, or an already connected socket to it (the caller told "nothing listens" apart). */
+type Endpoint =
+  { host: string; port: number; socket?: undefined } | { socket: net.Socket; host?: undefined; port?: undefined };
+
+export type BankClientOptions = Endpoint & {
   /** This ATM's number, its own terminal key and the bank's pinned public key (`atm-N.key`). */
   credential: AtmCredential;
   /** Randomness for keys and IVs alike; tests inject a deterministic one. */
@@ -90,13 +93,16 @@ export class BankClient {
   static async connect(options: BankClientOptions): Promise<BankClient> {
     const reader = new FrameReader(options.maxFrameBody ?? DEFAULT_MAX_FRAME_BODY);
     const handshake = new ClientHandshake(options.credential, options.random ?? secureRandom);
-    const socket = net.connect({ host: options.host, port: options.port });
+    const socket =
+      options.socket === undefined ? net.connect({ host: options.host, port: options.port }) : options.socket;
     socket.setNoDelay(true);
     let secrets: ChannelSecrets;
     try {
       secrets = await performClientHandshake(socket, handshake, reader, options.handshakeTimeoutMs ?? 5_000);
     } catch (error) {
-      socket.destroy();
+      // A handshake this end found broken is reported to the bank (and audited there), like later failures.
+      if (error instanceof ProtocolError && error.code !== 'ERR_CONNECTION_CLOSED') endWithAlert(socket);
+      else socket.destroy();
       throw error;
     }
     return new BankClient(
@@ -122,8 +128,33 @@ export class BankClient {
     return this.expect('signup', await this.request(null, { op: 'signup', username, password }));
   }
 
-  async login(username: string, password: string): Promise<CustomerSession> {
-    const result = this.expect('login', await this.request(null, { op: 'login', username, password }));
+  /** `channel` names the kind of terminal in the bank's audit log; web ATMs leave it out. */
+  async login(username: string, password: string, channel?: 'terminal'): Promise<CustomerSession> {
+    const body: RequestBody = { op: 'login', username, password, ...(channel ? { channel } : {}) };
+    return this.openSession(this.expect('login', await this.request(null, body)));
+  }
+
+  /** A card account's session (the terminal ATM's card login). */
+  async cardLogin(account: string, card: string): Promise<CustomerSession> {
+    return this.openSession(this.expect('card_login', await this.request(null, { op: 'card_login', account, card })));
+  }
+
+  /** Step one of a command-line conversation: the bank checks and holds it, changing nothing. */
+  async card(request: {
+    mode: CardMode;
+    account: string;
+    amountCents: number;
+    card: string;
+  }): Promise<ResultOf<'card'>> {
+    return this.expect('card', await this.request(null, { op: 'card', ...request }));
+  }
+
+  /** Step two: the bank applies what it holds; the answer means it is durable. */
+  async cardConfirm(): Promise<ResultOf<'card_confirm'>> {
+    return this.expect('card_confirm', await this.request(null, { op: 'card_confirm' }));
+  }
+
+  private openSession(result: ResultOf<'login'> | ResultOf<'card_login'>): CustomerSession {
     const masterSecret = Buffer.from(result.masterSecret, 'base64');
     try {
       if (masterSecret.length !== KEY_BYTES) throw new ProtocolError('ERR_BAD_MESSAGE', 'bad master secret');

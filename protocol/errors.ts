@@ -22,7 +22,8 @@ export type ProtocolErrorCode =
   | 'ERR_BAD_MESSAGE'
   | 'ERR_CONNECTION_CLOSED'
   | 'ERR_PEER_ALERT'
-  | 'ERR_TIMEOUT';
+  | 'ERR_TIMEOUT'
+  | 'ERR_CONFIRM_TIMEOUT';
 
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';

@@ -35,9 +35,44 @@ export const STATEMENT_MAX_PAGE = 20;
 /** How far back a statement may page; far beyond any customer here, and it bounds the work per request. */
 export const STATEMENT_MAX_OFFSET = 100_000;
 
+/** Card accounts' names (the command-line contract): 1 to 250 of `_ - . 0-9 a-z`. */
+export const CARD_ACCOUNT_PATTERN = /^[_\-.0-9a-z]{1,250}$/;
+const CardAccount = z.string().regex(CARD_ACCOUNT_PATTERN);
+/** A card's secret: 32 random bytes, base64. */
+const CardSecret = z.string().regex(/^[A-Za-z0-9+/]{43}=$/);
+export const CARD_MODES = ['open', 'deposit', 'withdraw', 'balance'] as const;
+export type CardMode = (typeof CARD_MODES)[number];
+/** Which kind of terminal a customer session came from; the audit log names it. */
+export const CHANNELS = ['web', 'cli', 'terminal'] as const;
+export type Channel = (typeof CHANNELS)[number];
+
 export const RequestSchema = z.discriminatedUnion('op', [
   z.strictObject({ id: RequestId, op: z.literal('signup'), ...Credentials, ...Client }),
-  z.strictObject({ id: RequestId, op: z.literal('login'), ...Credentials, ...Client }),
+  z.strictObject({
+    id: RequestId,
+    op: z.literal('login'),
+    ...Credentials,
+    ...Client,
+    /** Absent for the web ATMs; the terminal ATM says `terminal`. */
+    channel: z.enum(['web', 'terminal']).optional(),
+  }),
+  /**
+   * One command-line conversation (bin/atm): the bank checks everything and
+   * holds the account, but changes nothing until `card_confirm`; a
+   * conversation that breaks before it is rolled back by never being applied.
+   * `card` is empty for `open` (the bank draws the new card's secret).
+   */
+  z.strictObject({
+    id: RequestId,
+    op: z.literal('card'),
+    mode: z.enum(CARD_MODES),
+    account: CardAccount,
+    amountCents: Cents,
+    card: CardSecret.or(z.literal('')),
+  }),
+  z.strictObject({ id: RequestId, op: z.literal('card_confirm') }),
+  /** A card account's customer session (the terminal ATM's card login). */
+  z.strictObject({ id: RequestId, op: z.literal('card_login'), account: CardAccount, card: CardSecret }),
   z.strictObject({ id: RequestId, op: z.literal('ping') }),
   z.strictObject({ id: RequestId, op: z.literal('deposit'), txId: TxId, amountCents: Cents, ...Client }),
   z.strictObject({ id: RequestId, op: z.literal('withdraw'), txId: TxId, amountCents: Cents, ...Client }),
@@ -65,7 +100,14 @@ export type RequestOp = Request['op'];
 export type RequestBody = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 /** Operations allowed on the connection's own session, before any login. */
-export const CHANNEL_OPS: ReadonlySet<RequestOp> = new Set(['signup', 'login', 'ping']);
+export const CHANNEL_OPS: ReadonlySet<RequestOp> = new Set([
+  'signup',
+  'login',
+  'ping',
+  'card',
+  'card_confirm',
+  'card_login',
+]);
 
 export const StatementEntrySchema = z.strictObject({
   at: z.string(),
@@ -104,6 +146,16 @@ export const ResponseSchema = z.discriminatedUnion('ok', [
         masterSecret: z.string().regex(/^[A-Za-z0-9+/]{43}=$/),
       }),
       z.strictObject({ op: z.literal('ping') }),
+      /** The conversation is held; `card` is the new card's secret for `open`, else empty. */
+      z.strictObject({ op: z.literal('card'), card: CardSecret.or(z.literal('')) }),
+      /** Applied and durable; the balance after it (what `balance` prints). */
+      z.strictObject({ op: z.literal('card_confirm'), balanceCents: Cents }),
+      z.strictObject({
+        op: z.literal('card_login'),
+        username: z.string(),
+        sessionId: z.string().regex(/^[0-9a-f]{16}$/),
+        masterSecret: z.string().regex(/^[A-Za-z0-9+/]{43}=$/),
+      }),
       z.strictObject({ op: z.literal('deposit'), ...MoneyResult }),
       z.strictObject({ op: z.literal('withdraw'), ...MoneyResult }),
       z.strictObject({ op: z.literal('balance'), balanceCents: Cents }),
@@ -150,6 +202,17 @@ export function decodeMessage<T>(schema: z.ZodType<T>, bytes: Buffer): T | null 
   return parsed.success ? parsed.data : null;
 }
 
+/**
+ * Every message is padded with trailing spaces (which JSON ignores) to a
+ * multiple of this, so a record's length does not reveal an amount, a
+ * balance, a name or a card: every request and answer of a command-line
+ * conversation, even with a 250-character account name, is one size.
+ */
+export const MESSAGE_PAD_BYTES = 512;
+
 export function encodeMessage(message: Request | Response | Notice): Buffer {
-  return Buffer.from(JSON.stringify(message), 'utf8');
+  const json = Buffer.from(JSON.stringify(message), 'utf8');
+  const padded = Buffer.alloc(Math.ceil(json.length / MESSAGE_PAD_BYTES) * MESSAGE_PAD_BYTES, 0x20);
+  json.copy(padded);
+  return padded;
 }

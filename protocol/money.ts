@@ -8,6 +8,12 @@ export type Cents = number & { readonly [centsBrand]: true };
 
 /** Largest amount one deposit or withdrawal may move: $1,000,000.00. */
 export const MAX_TRANSACTION_CENTS = 100_000_000 as Cents;
+/**
+ * Largest amount one command-line (card) transaction may move: the contract's
+ * 4294967295.99. The per-channel limits: web and terminal customers get
+ * MAX_TRANSACTION_CENTS, bin/atm gets this.
+ */
+export const MAX_CLI_TRANSACTION_CENTS = 429_496_729_599 as Cents;
 /** Largest balance an account may hold; far inside Number.MAX_SAFE_INTEGER. */
 export const MAX_BALANCE_CENTS = 1_000_000_000_000_00 as Cents;
 
@@ -38,13 +44,13 @@ export function parseAmount(input: unknown): AmountParse {
 }
 
 /** Validates an amount that is already in cents (e.g. from the wire). */
-export function checkTransactionCents(cents: unknown): AmountParse {
+export function checkTransactionCents(cents: unknown, max: Cents = MAX_TRANSACTION_CENTS): AmountParse {
   if (typeof cents !== 'number' || !Number.isSafeInteger(cents)) {
     return { ok: false, reason: 'The amount must be a whole number of cents.' };
   }
   if (cents <= 0) return { ok: false, reason: 'The amount must be more than $0.00.' };
-  if (cents > MAX_TRANSACTION_CENTS) {
-    return { ok: false, reason: `The amount may be at most ${formatCents(MAX_TRANSACTION_CENTS)} per transaction.` };
+  if (cents > max) {
+    return { ok: false, reason: `The amount may be at most ${formatCents(max)} per transaction.` };
   }
   return { ok: true, cents: cents as Cents };
 }

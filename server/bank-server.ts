@@ -15,7 +15,8 @@ import type { AtmCredential } from '../protocol/handshake.ts';
 import { DEFAULT_MAX_FRAME_BODY } from '../protocol/frame.ts';
 import { AuditedCommit } from './audited-commit.ts';
 import { Bank, type Clock } from './bank.ts';
-import { BankConnection, type ConnectionLimits } from './connection.ts';
+import { CardDesk, loadCardKey } from './card-desk.ts';
+import { BankConnection, type BankEvents, type ConnectionLimits } from './connection.ts';
 import { LEDGER_FILE, nodeId, prepareDataDir } from './data-dir.ts';
 import { silentLogger, type Logger } from '../runtime/logger.ts';
 import { inlineHasher, processHasher } from './password-hasher.ts';
@@ -38,6 +39,8 @@ export const DEFAULT_LIMITS: BankLimits = {
   handshakeTimeoutMs: 5_000,
   idleTimeoutMs: 10 * 60_000,
   maxSessionsPerConnection: 1_000,
+  // The atm gives up after 10 s (the contract); the bank lets go no later.
+  confirmTimeoutMs: 10_000,
   maxConnections: 1_024,
   maxHandshaking: 128,
 };
@@ -60,6 +63,8 @@ export type BankServerOptions = {
   ledgerUrl?: string;
   /** This node's name in the shared audit table (default: `node.id` in the data dir). */
   nodeId?: string;
+  /** What bin/bank prints on its stdout. */
+  events?: BankEvents;
   /** Hash passwords in a low-priority child process (the commands do; tests need not). */
   isolatePasswordHashing?: boolean;
 };
@@ -104,6 +109,8 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   const cost = options.bcryptCost ?? DEFAULT_BCRYPT_COST;
   const passwords = options.isolatePasswordHashing ? processHasher(cost) : inlineHasher(cost);
   const bank = new Bank({ ledger, audit, clock, passwords });
+  const cards = new CardDesk({ bank, ledger, cardKey: loadCardKey(paths.dir, random), random, clock });
+  const events = options.events ?? {};
   const system = { atmId: null, username: null, accountId: null };
   if (tornBytes > 0) bank.record(system, 'audit_recovered', 'ok', `${tornBytes} torn bytes trimmed`);
   for (const repair of repaired) bank.record(system, 'audit_recovered', 'ok', repair);
@@ -129,6 +136,8 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
     const connection = new BankConnection(socket, {
       bank,
       terminals,
+      cards,
+      events,
       random,
       ivRandom,
       limits,

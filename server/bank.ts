@@ -10,8 +10,13 @@
 import type { AuditAction, AuditEvent } from '../audit/event.ts';
 import type { AuditSink } from '../audit/writer.ts';
 import { BankError } from '../protocol/errors.ts';
-import type { MoneyResult, StatementEntry } from '../protocol/messages.ts';
-import { checkTransactionCents, MAX_BALANCE_CENTS } from '../protocol/money.ts';
+import type { Channel, MoneyResult, StatementEntry } from '../protocol/messages.ts';
+import {
+  MAX_BALANCE_CENTS,
+  MAX_CLI_TRANSACTION_CENTS,
+  MAX_TRANSACTION_CENTS,
+  checkTransactionCents,
+} from '../protocol/money.ts';
 import type { Account, Ledger, MoneyDecision, MoneyKind, MoneyOutcome, MoneyRequest } from './ledger.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 
@@ -40,8 +45,16 @@ export type BankOptions = {
   passwords: PasswordHasher;
 };
 
-/** Who is asking: which ATM, and (after login) which customer. */
-export type Actor = { atmId: number | null; username: string | null; accountId: number | null };
+/** Who is asking: which ATM and channel, and (after login) which customer. */
+export type Actor = { atmId: number | null; username: string | null; accountId: number | null; channel?: Channel };
+
+/**
+ * Per-channel limit on one movement: the command-line contract allows up to
+ * 4294967295.99, web and terminal customers $1,000,000.00.
+ */
+export function transactionLimit(channel: Channel | undefined): typeof MAX_TRANSACTION_CENTS {
+  return channel === 'cli' ? MAX_CLI_TRANSACTION_CENTS : MAX_TRANSACTION_CENTS;
+}
 
 export type LoggedIn = { accountId: number; username: string };
 
@@ -159,7 +172,7 @@ export class Bank {
 
   async move(actor: Actor, kind: MoneyKind, txId: string, amountCents: number): Promise<MoneyResult> {
     const accountId = requireAccount(actor);
-    const amount = checkTransactionCents(amountCents);
+    const amount = checkTransactionCents(amountCents, transactionLimit(actor.channel));
     if (!amount.ok) {
       await this.audited(actor, kind, null, 'invalid_amount', txId);
       throw new BankError('ERR_INVALID_AMOUNT', amount.reason);
@@ -319,6 +332,7 @@ export class Bank {
     detail?: string,
   ): AuditEvent {
     const event: AuditEvent = { at: this.now(), atm: actor.atmId, user: actor.username, action, amountCents, outcome };
+    if (actor.channel !== undefined) event.channel = actor.channel;
     if (detail !== undefined) event.detail = detail;
     return event;
   }

@@ -20,6 +20,7 @@ import {
   RequestSchema,
   decodeMessage,
   encodeMessage,
+  type Channel,
   type Request,
   type Response,
   type ResponseResult,
@@ -28,6 +29,7 @@ import { performServerHandshake } from '../protocol/perform-handshake.ts';
 import { CHANNEL_SESSION_ID, SESSION_ID_BYTES, wipeDirectionalKeys } from '../protocol/record.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { Actor, Bank, LoggedIn } from './bank.ts';
+import type { CardDesk, CardResult, PreparedCard } from './card-desk.ts';
 
 export type ConnectionLimits = {
   maxFrameBody: number;
@@ -35,7 +37,21 @@ export type ConnectionLimits = {
   /** An open connection with no traffic for this long is closed (ATMs send pings). */
   idleTimeoutMs: number;
   maxSessionsPerConnection: number;
+  /** How long a command-line conversation may hold its account between check and confirm. */
+  confirmTimeoutMs: number;
 };
+
+/** What bin/bank prints: each command-line transaction applied, each conversation that broke. */
+export type BankEvents = {
+  cardCommitted?: (result: CardResult) => void;
+  protocolError?: () => void;
+};
+
+/** A logged-in customer, and which kind of terminal they use (the audit log names it). */
+type Customer = LoggedIn & { channel: Channel };
+
+/** A command-line conversation checked and held by the bank, waiting for its confirm. */
+type Conversation = { prepared: PreparedCard; timer: NodeJS.Timeout };
 
 /** What the handshake needs of the bank's terminals (`terminals.ts`). */
 export type TerminalAuthority = {
@@ -47,6 +63,8 @@ export type TerminalAuthority = {
 export type ConnectionDeps = {
   bank: Bank;
   terminals: TerminalAuthority;
+  cards: CardDesk;
+  events: BankEvents;
   /** Keys, scalars, master secrets and session ids: straight from the CSPRNG. */
   random: RandomSource;
   /** IVs only. */
@@ -67,7 +85,7 @@ export class BankConnection {
   private readonly handshake: ServerHandshake;
   private channel: SecureChannel<Request> | null = null;
   /** Who is logged in on each customer session (the channel holds the sessions' keys). */
-  private readonly customers = new Map<string, LoggedIn>();
+  private readonly customers = new Map<string, Customer>();
   /**
    * Sessions ended by the bank (the customer changed their password
    * elsewhere). Their keys stay until the ATM logs them out, so the ATM's
@@ -75,6 +93,8 @@ export class BankConnection {
    * connection with an unknown session.
    */
   private readonly revoked = new Set<string>();
+  private conversation: Conversation | null = null;
+  private breakReported = false;
   private inFlight = 0;
   private draining = false;
   private readonly idleWaiters: Array<() => void> = [];
@@ -184,6 +204,7 @@ export class BankConnection {
     const arrived = process.hrtime.bigint();
     void this.answer(session, customer, request)
       .then((response) => {
+        if (response === null) return;
         this.send(session, response);
         this.deps.serviceTimes.record(Math.max(1, Number(process.hrtime.bigint() - arrived)));
       })
@@ -195,11 +216,13 @@ export class BankConnection {
     if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
-  private async answer(session: SessionId, customer: LoggedIn | null, request: Request): Promise<Response> {
+  /** The answer to send, or null when the request broke the protocol and the connection is ending. */
+  private async answer(session: SessionId, customer: Customer | null, request: Request): Promise<Response | null> {
     const actor: Actor = {
       atmId: this.atmId,
       username: customer?.username ?? null,
       accountId: customer?.accountId ?? null,
+      ...(customer ? { channel: customer.channel } : {}),
     };
     try {
       const result = await this.perform(session, actor, request);
@@ -209,6 +232,10 @@ export class BankConnection {
       );
       return { id: request.id, ok: true, result };
     } catch (error) {
+      if (error instanceof ProtocolError) {
+        this.channel?.close(error);
+        return null;
+      }
       const bankError =
         error instanceof BankError ? error : new BankError('ERR_INTERNAL', 'The bank could not complete the request.');
       if (!(error instanceof BankError)) {
@@ -252,7 +279,16 @@ export class BankConnection {
       case 'signup':
         return { op: 'signup', ...(await bank.signup(actor, request.username, request.password)) };
       case 'login':
-        return this.login(actor, request.username, request.password);
+        return this.login(actor, request.username, request.password, request.channel ?? 'web');
+      case 'card_login': {
+        this.checkSessionRoom();
+        const customer = await this.deps.cards.login({ ...actor, channel: 'terminal' }, request.account, request.card);
+        return this.openSession(customer, 'terminal', 'card_login');
+      }
+      case 'card':
+        return this.prepareCard(actor, request);
+      case 'card_confirm':
+        return this.confirmCard();
       case 'deposit':
       case 'withdraw':
         return bank.move(actor, request.op, request.txId, request.amountCents);
@@ -273,11 +309,49 @@ export class BankConnection {
     }
   }
 
-  private async login(actor: Actor, username: string, password: string): Promise<ResponseResult> {
+  private async login(actor: Actor, username: string, password: string, channel: Channel): Promise<ResponseResult> {
+    this.checkSessionRoom();
+    const account = await this.deps.bank.login({ ...actor, channel }, username, password);
+    return this.openSession(account, channel, 'login');
+  }
+
+  private checkSessionRoom(): void {
     if (this.customers.size >= this.deps.limits.maxSessionsPerConnection) {
       throw new BankError('ERR_UNAVAILABLE', 'This ATM has too many customers logged in. Try again shortly.');
     }
-    const account = await this.deps.bank.login(actor, username, password);
+  }
+
+  /** Step one of a command-line conversation: checked and held, nothing changed; one at a time per connection. */
+  private async prepareCard(actor: Actor, request: Extract<Request, { op: 'card' }>): Promise<ResponseResult> {
+    if (this.conversation) throw new ProtocolError('ERR_PHASE', 'a conversation is already held');
+    const { mode, account, amountCents, card } = request;
+    const prepared = await this.deps.cards.prepare(actor, { mode, account, amountCents, card });
+    if (this.state !== 'open' || this.conversation) {
+      prepared.abort();
+      throw new ProtocolError('ERR_PHASE', 'conversation ended while it was checked');
+    }
+    const timer = setTimeout(
+      () => this.channel?.close(new ProtocolError('ERR_CONFIRM_TIMEOUT', 'no confirm in time')),
+      this.deps.limits.confirmTimeoutMs,
+    );
+    this.conversation = { prepared, timer };
+    return { op: 'card', card: prepared.card };
+  }
+
+  /** Step two: apply what was held; only now is it reported as done. */
+  private async confirmCard(): Promise<ResponseResult> {
+    const conversation = this.conversation;
+    if (!conversation) throw new ProtocolError('ERR_PHASE', 'nothing to confirm');
+    this.conversation = null;
+    clearTimeout(conversation.timer);
+    const result = await conversation.prepared.confirm();
+    this.deps.events.cardCommitted?.(result);
+    return { op: 'card_confirm', balanceCents: result.balanceCents };
+  }
+
+  /** Gives the customer a session of their own on this connection, with fresh keys. */
+  private openSession(account: LoggedIn, kind: Channel, op: 'login' | 'card_login'): ResponseResult {
+    this.checkSessionRoom();
     const channel = this.channel;
     if (!channel || channel.closed) throw new BankError('ERR_UNAVAILABLE', 'Connection closed.');
     let sessionId = this.deps.random(SESSION_ID_BYTES);
@@ -288,9 +362,9 @@ export class BankConnection {
     // the encryption and MAC keys from it, bound to this connection and id.
     const masterSecret = this.deps.random(KEY_BYTES);
     const id = channel.openSession(sessionId, masterSecret);
-    this.customers.set(id, account);
+    this.customers.set(id, { ...account, channel: kind });
     const result: ResponseResult = {
-      op: 'login',
+      op,
       username: account.username,
       sessionId: id,
       masterSecret: masterSecret.toString('base64'),
@@ -337,6 +411,13 @@ export class BankConnection {
   private onClosed(reason: ProtocolError): void {
     this.state = 'closed';
     this.customers.clear();
+    if (this.conversation) {
+      // Never confirmed, so never applied: letting go of the account is the whole rollback.
+      clearTimeout(this.conversation.timer);
+      this.conversation.prepared.abort();
+      this.conversation = null;
+      this.reportBreak();
+    }
     if (reason.code !== 'ERR_CONNECTION_CLOSED') {
       this.recordFailure(reason.code);
       return;
@@ -347,12 +428,20 @@ export class BankConnection {
     );
   }
 
+  /** A conversation that broke: reported once (bin/bank prints `protocol_error`). */
+  private reportBreak(): void {
+    if (this.breakReported) return;
+    this.breakReported = true;
+    this.deps.events.protocolError?.();
+  }
+
   /**
    * Audits a protocol failure. The ATM number is the event's only if the
    * handshake proved it; a number a failed handshake merely announced is
    * kept apart as `claimed:N@peer` (and `claimedAtm` in the log).
    */
   private recordFailure(code: ProtocolErrorCode): void {
+    this.reportBreak();
     const atmId = this.atmId;
     const claimed = atmId === null ? this.handshake.claimedAtmId : null;
     const detail = claimed === null ? this.peer : `claimed:${claimed}@${this.peer}`;
