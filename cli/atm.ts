@@ -52,7 +52,13 @@ export async function runAtm(argv: readonly string[], deadlineMs = ANSWER_DEADLI
   });
   const conversation = (async (): Promise<AtmOutcome> => {
     const socket = await connectTcp(args);
-    const client = await BankClient.connect({ socket, terminalKey, atmId: CLI_ATM_ID, requestTimeoutMs: deadlineMs });
+    const client = await BankClient.connect({
+      socket,
+      terminalKey,
+      atmId: CLI_ATM_ID,
+      handshakeTimeoutMs: deadlineMs,
+      requestTimeoutMs: deadlineMs,
+    });
     held.client = client;
     return converse(client, args, secret);
   })().catch((error: unknown): AtmOutcome => {
