@@ -67,11 +67,12 @@ export async function runAtm(argv: readonly string[], deadlineMs = ANSWER_DEADLI
   });
   const outcome = await Promise.race([conversation, deadline]);
   clearTimeout(timer);
-  const open = held.client;
-  if (open !== null) {
+  // (A handshake that broke was already reported to the bank by BankClient.connect.)
+  const { client } = held;
+  if (client !== null) {
     // A broken conversation tells the bank (an alert), so it rolls back at once.
-    if (outcome.code === EXIT_PROTOCOL) open.close(new ProtocolError('ERR_TIMEOUT', 'the conversation broke'));
-    else open.close();
+    if (outcome.code === EXIT_PROTOCOL) client.close(new ProtocolError('ERR_TIMEOUT', 'the conversation broke'));
+    else client.close();
   }
   return outcome;
 }

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 
 import { DEFAULT_BCRYPT_COST, startBankServer, type RunningBank } from '../server/bank-server.ts';
-import { BANK_AUTH_FILE } from '../runtime/key-files.ts';
+import { BANK_AUTH_FILE, writeFileDurably } from '../runtime/key-files.ts';
 import { exists } from './card-file.ts';
 import { parseBankArgs, resultLine } from './contract.ts';
 
@@ -53,7 +53,8 @@ try {
       protocolError: () => print('protocol_error'),
     },
   });
-  fs.copyFileSync(path.join(dataDir, BANK_AUTH_FILE), args.authFile, fs.constants.COPYFILE_EXCL);
+  // Durably, and never over a file that appeared meanwhile.
+  writeFileDurably(args.authFile, fs.readFileSync(path.join(dataDir, BANK_AUTH_FILE)), { mode: 0o600 });
 } catch (error) {
   log.error({ err: error instanceof Error ? error.message : String(error) }, 'bank could not start');
   fs.rmSync(dataDir, { recursive: true, force: true });

@@ -2,10 +2,12 @@
  * Card files: what `bin/atm -n` writes once the bank has opened the account,
  * and what every later call (and the terminal ATM's card login) must show.
  * It holds the account's name and the card's secret, 32 random bytes the bank
- * drew; the bank keeps only a keyed hash of it. Written 0600, never over an
- * existing file.
+ * drew; the bank keeps only a keyed hash of it. Written 0600 and durably,
+ * never over an existing file.
  */
 import fs from 'node:fs';
+
+import { writeFileDurably } from '../runtime/key-files.ts';
 
 const FORMAT = 'atm-card/v1';
 const SECRET = /^[A-Za-z0-9+/]{43}=$/;
@@ -48,10 +50,10 @@ export function readCard(file: string): Card | null {
   return { account, secret };
 }
 
-/** Writes a new card file; false if the file exists or cannot be written. */
+/** Writes a new card file, complete or absent after a crash; false if the file exists or cannot be written. */
 export function writeCard(file: string, card: Card): boolean {
   try {
-    fs.writeFileSync(file, encodeCard(card), { mode: 0o600, flag: 'wx' });
+    writeFileDurably(file, encodeCard(card), { mode: 0o600 });
     return true;
   } catch {
     return false;

@@ -167,7 +167,8 @@ export function writeFileDurably(
   options: { mode?: number; replace?: boolean } = {},
 ): void {
   const dir = path.dirname(file);
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${secureRandom(6).toString('hex')}.tmp`);
+  // Not named after `file`: a 255-character name (the longest a card or auth file may have) plus a suffix would be too long.
+  const temp = path.join(dir, `.tmp-${process.pid}-${secureRandom(8).toString('hex')}`);
   const fd = fs.openSync(temp, 'wx', options.mode ?? 0o600);
   try {
     try {

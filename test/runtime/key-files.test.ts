@@ -67,7 +67,7 @@ describe('createSecretFile', () => {
     const trace = traceFs();
     expect(createSecretFile(file, 'secret\n')).toBe(true);
     expect(trace).toHaveLength(4);
-    expect(trace[0]).toMatch(/^write \.audit\.key\..*\.tmp$/);
+    expect(trace[0]).toMatch(/^write \.tmp-[0-9]+-[0-9a-f]{16}$/);
     expect(trace[1]).toBe(trace[0]?.replace('write', 'fsync'));
     expect(trace.slice(2)).toEqual(['link audit.key', 'fsync dir']);
     expect(fs.readFileSync(file, 'utf8')).toBe('secret\n');
@@ -101,7 +101,7 @@ describe('writeFileDurably with replace', () => {
     const trace = traceFs();
     writeFileDurably(file, 'new', { replace: true });
     expect(trace.slice(2)).toEqual(['rename revoked-atms', 'fsync dir']);
-    expect(trace[1]?.startsWith('fsync .revoked-atms.')).toBe(true);
+    expect(trace[1]?.startsWith('fsync .tmp-')).toBe(true);
     expect(fs.readFileSync(file, 'utf8')).toBe('new');
   });
 });
@@ -130,5 +130,13 @@ describe('key file formats', () => {
     expect(readRevocations(path.join(dir, 'revoked-atms'))).toEqual(revoked);
     fs.writeFileSync(path.join(dir, 'revoked-atms'), '{"format":"atm-revocations/v1","revoked":[{"atm":-1}]}');
     expect(() => readRevocations(path.join(dir, 'revoked-atms'))).toThrow('not a valid');
+  });
+});
+
+describe('writeFileDurably', () => {
+  it('writes a file whose name is the longest a name may be (255 bytes)', () => {
+    const file = path.join(tempDir(), 'k'.repeat(255));
+    writeFileDurably(file, 'card\n', { mode: 0o600 });
+    expect(fs.readFileSync(file, 'utf8')).toBe('card\n');
   });
 });
