@@ -58,6 +58,8 @@ export function formatPlainLine(event: AuditEvent): string {
     `amount=${event.amountCents === null ? '-' : plainCents(event.amountCents)}`,
     `outcome=${field(event.outcome)}`,
   ];
+  // After the older fields, so readers of lines written before channels existed still match.
+  if (event.channel !== undefined) parts.push(`channel=${event.channel}`);
   if (event.detail !== undefined) parts.push(`detail=${field(event.detail)}`);
   return parts.join(' ');
 }
