@@ -31,6 +31,7 @@ import {
   sha256,
 } from '../protocol/crypto.ts';
 import { AUDIT_ACTIONS, type AuditEvent } from './event.ts';
+import { CHANNELS } from '../protocol/messages.ts';
 
 const AAD_LABEL = Buffer.from('atm-bank/v2 audit line');
 const SUBKEY_INFO = Buffer.from('atm-bank/v2 audit log subkey');
@@ -145,7 +146,9 @@ const EventSchema = z.strictObject({
   at: z.iso.datetime(),
   atm: z.number().int().nullable(),
   client: z.string().max(64).optional(),
-  user: z.string().max(128).nullable(),
+  channel: z.enum(CHANNELS).optional(),
+  // Card accounts are `card:` and up to 250 characters.
+  user: z.string().max(256).nullable(),
   action: z.enum(AUDIT_ACTIONS),
   amountCents: z.number().int().min(0).nullable(),
   outcome: z.string().max(128),

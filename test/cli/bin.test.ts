@@ -176,6 +176,8 @@ describe.concurrent('bin/atm against bin/bank', () => {
       expect(fs.existsSync(path.join(work, '..card'))).toBe(true);
       expect(fs.existsSync(path.join(work, '...card'))).toBe(true);
       expect((await atm(work, [...bank.at, '-a', long, '-g'])).stdout).toBe(`{"account":"${long}","balance":12.34}\n`);
+      // The audit trail holds the longest name whole, and still verifies.
+      expect(auditEvents(dataDirOf(bank)).some((event) => event.user === `card:${long}`)).toBe(true);
     },
     TIMEOUT,
   );
