@@ -1,12 +1,12 @@
 /**
- * `npm run bench [-- --quick] [--json] [--connections C] [--sessions S] [--seconds T]`
+ * `npm run bench [-- --quick] [--json] [--connections C] [--sessions S] [--seconds T] [--cli-start-only]`
  *
  * The bank runs as its own process on a temp data dir with the default
  * durability (every acknowledged transaction fsynced and audited). This
  * process plays the ATMs. Reports peak throughput and latency, latency at
  * half of peak, latency with logins (bcrypt) beside, the bank's memory and
- * CPU, the web tier against bare Express, and pgbench TPC-B on the same
- * machine. `--json` ends with one machine-readable summary line.
+ * CPU, the web tier against bare Express, pgbench TPC-B on the same
+ * machine, and the start time of a `bin/atm -g` call beside `node -e 0`. `--json` ends with one machine-readable summary line.
  */
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,6 +29,7 @@ import {
   type Operation,
   type Session,
 } from './load.ts';
+import { ATM_START_TARGET_MS, measureCliStart } from './cli-start.ts';
 import { schedulingGaps } from './machine.ts';
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
 import { cpuSeconds, memoryMb } from './proc.ts';
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     sessions: { type: 'string' },
     seconds: { type: 'string' },
     'idle-atms': { type: 'string' },
+    'cli-start-only': { type: 'boolean', default: false },
   },
 });
 const quick = values.quick;
@@ -99,7 +101,30 @@ function stop(child: ChildProcess): Promise<void> {
   });
 }
 
+/** The fast-start measure (`--cli-start-only` runs just this one). */
+async function cliStartPhase(): Promise<Awaited<ReturnType<typeof measureCliStart>>> {
+  const cliStart = await measureCliStart(quick ? 9 : 31);
+  log(
+    `bin/atm -g against bin/bank, ${cliStart.runs} calls: median ${round(cliStart.atmMedianMs, 1)} ms, p95 ${round(cliStart.atmP95Ms, 1)} ms ` +
+      `(target < ${ATM_START_TARGET_MS} ms); node -e 0 in the same run: median ${round(cliStart.nodeMedianMs, 1)} ms`,
+  );
+  return cliStart;
+}
+
 async function main(): Promise<void> {
+  if (values['cli-start-only']) {
+    const cliStart = await cliStartPhase();
+    if (values.json) {
+      console.log(
+        JSON.stringify({
+          atm_g_median_ms: round(cliStart.atmMedianMs, 1),
+          atm_g_p95_ms: round(cliStart.atmP95Ms, 1),
+          node_e0_median_ms: round(cliStart.nodeMedianMs, 1),
+        }),
+      );
+    }
+    return;
+  }
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atm-bench-'));
   const gaps = schedulingGaps(2000);
   log(
@@ -260,6 +285,8 @@ async function main(): Promise<void> {
   log(`ours / pgbench: ${round(ratio)}x`);
   fs.rmSync(dataDir, { recursive: true, force: true });
 
+  const cliStart = await cliStartPhase();
+
   if (values.json) {
     console.log(
       JSON.stringify({
@@ -290,6 +317,9 @@ async function main(): Promise<void> {
         bank_cpu: round(bankCpu, 3),
         machine_gaps: gaps.gaps,
         machine_gap_max_ms: round(gaps.maxMs, 3),
+        atm_g_median_ms: round(cliStart.atmMedianMs, 1),
+        atm_g_p95_ms: round(cliStart.atmP95Ms, 1),
+        node_e0_median_ms: round(cliStart.nodeMedianMs, 1),
       }),
     );
   }
