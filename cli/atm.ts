@@ -9,7 +9,8 @@ import net from 'node:net';
 
 import { BankClient } from '../protocol/client.ts';
 import { BankError, ProtocolError } from '../protocol/errors.ts';
-import { readBankAuth } from '../runtime/key-files.ts';
+import type { AtmCredential } from '../protocol/handshake.ts';
+import { readAtmCredential } from '../runtime/key-files.ts';
 import { exists, readCard, writeCard } from './card-file.ts';
 import { parseAtmArgs, resultLine, type AtmArgs } from './contract.ts';
 
@@ -30,9 +31,10 @@ class Refused extends Error {}
 export async function runAtm(argv: readonly string[], deadlineMs = ANSWER_DEADLINE_MS): Promise<AtmOutcome> {
   const args = parseAtmArgs(argv);
   if (!args) return { code: EXIT_INVALID, line: null };
-  let terminalKey: Buffer;
+  let credential: AtmCredential;
   try {
-    terminalKey = readBankAuth(args.authFile);
+    // The auth file bin/bank wrote: ATM 0's own key and the bank's public key to pin.
+    credential = readAtmCredential(args.authFile, CLI_ATM_ID);
   } catch {
     return { code: EXIT_INVALID, line: null };
   }
@@ -54,8 +56,7 @@ export async function runAtm(argv: readonly string[], deadlineMs = ANSWER_DEADLI
     const socket = await connectTcp(args);
     const client = await BankClient.connect({
       socket,
-      terminalKey,
-      atmId: CLI_ATM_ID,
+      credential,
       handshakeTimeoutMs: deadlineMs,
       requestTimeoutMs: deadlineMs,
     });

@@ -8,8 +8,9 @@
  *
  * Every start is a new bank with a new data directory, `<auth-file>.data-XXXXXX`
  * beside the auth file, so two banks in two working directories (or two
- * starts in one) never share a ledger. Its `bank.auth` is the one copied to
- * the auth file: web ATMs can use that directory as their `--data-dir`.
+ * starts in one) never share a ledger. The auth file is the credential of ATM
+ * number 0, which every bin/atm uses; web ATMs are provisioned from that
+ * directory (`npm run bank -- provision-atm N --data-dir <it>`).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,7 +18,8 @@ import path from 'node:path';
 import { pino } from 'pino';
 
 import { DEFAULT_BCRYPT_COST, startBankServer, type RunningBank } from '../server/bank-server.ts';
-import { BANK_AUTH_FILE, writeFileDurably } from '../runtime/key-files.ts';
+import { encodeAtmCredential, writeFileDurably } from '../runtime/key-files.ts';
+import { CLI_ATM_ID } from './atm.ts';
 import { exists } from './card-file.ts';
 import { parseBankArgs, resultLine } from './contract.ts';
 
@@ -53,8 +55,10 @@ try {
       protocolError: () => print('protocol_error'),
     },
   });
-  // Durably, and never over a file that appeared meanwhile.
-  writeFileDurably(args.authFile, fs.readFileSync(path.join(dataDir, BANK_AUTH_FILE)), { mode: 0o600 });
+  // What every command-line ATM needs: the credential of ATM number 0 (its own
+  // terminal key and the bank's public key to pin). Durably, and never over a
+  // file that appeared meanwhile.
+  writeFileDurably(args.authFile, encodeAtmCredential(bank.credentialFor(CLI_ATM_ID)), { mode: 0o600 });
 } catch (error) {
   log.error({ err: error instanceof Error ? error.message : String(error) }, 'bank could not start');
   fs.rmSync(dataDir, { recursive: true, force: true });

@@ -1,16 +1,16 @@
 /**
- * `npm run terminal -- [--bank 127.0.0.1:65432] [--auth ./data/bank.auth] [--idle-timeout-seconds 120]`
+ * `npm run terminal -- [--bank 127.0.0.1:65432] [--auth ./data/atm-9000.key] [--idle-timeout-seconds 120]`
+ * `--auth` is a terminal's credential: one from `npm run bank -- provision-atm N`, or bin/bank's auth file.
  * (also `bin/terminal`): the interactive terminal ATM; see `terminal.ts`.
  */
 import { parseArgs } from 'node:util';
 
 import { BankClient } from '../protocol/client.ts';
-import { readBankAuth } from '../runtime/key-files.ts';
+import type { AtmCredential } from '../protocol/handshake.ts';
+import { readAtmCredential } from '../runtime/key-files.ts';
 import { Prompter } from './prompter.ts';
 import { EXIT_BANK_LOST, EXIT_INTERRUPTED, runTerminal } from './terminal.ts';
 
-/** The ATM number the terminal ATM announces in the handshake. */
-const TERMINAL_ATM_ID = 9_000;
 const USAGE = 'usage: npm run terminal -- [--bank host:port] [--auth FILE] [--idle-timeout-seconds N]';
 
 function fail(message: string): never {
@@ -23,7 +23,7 @@ try {
   ({ values } = parseArgs({
     options: {
       bank: { type: 'string', default: '127.0.0.1:65432' },
-      auth: { type: 'string', default: 'data/bank.auth' },
+      auth: { type: 'string', default: 'data/atm-9000.key' },
       'idle-timeout-seconds': { type: 'string', default: '120' },
     },
   }));
@@ -35,9 +35,9 @@ const port = Number(address?.[2]);
 if (!address || port < 1 || port > 65535) fail('--bank must be host:port');
 const idleSeconds = values['idle-timeout-seconds'];
 if (!/^[1-9][0-9]{0,5}$/.test(idleSeconds)) fail('--idle-timeout-seconds must be a whole number from 1 to 999999');
-let terminalKey: Buffer;
+let credential: AtmCredential;
 try {
-  terminalKey = readBankAuth(values.auth);
+  credential = readAtmCredential(values.auth);
 } catch (error) {
   fail(error instanceof Error ? error.message : String(error));
 }
@@ -50,7 +50,7 @@ process.on('SIGTERM', () => prompter.interrupt('interrupt'));
 
 let client: BankClient;
 try {
-  client = await BankClient.connect({ host: address[1] ?? '', port, terminalKey, atmId: TERMINAL_ATM_ID });
+  client = await BankClient.connect({ host: address[1] ?? '', port, credential });
 } catch {
   prompter.say(`The bank at ${values.bank} is unavailable. Please try again later.`);
   prompter.close();

@@ -9,7 +9,7 @@ import path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
 
-import { encodeBankAuth } from '../../runtime/key-files.ts';
+import { encodeAtmCredential } from '../../runtime/key-files.ts';
 import { writeCard } from '../../cli/card-file.ts';
 import { auditEvents, startTestBank, tempDir, type TestBank } from '../helpers.ts';
 import { BIN_TERMINAL } from './harness.ts';
@@ -50,14 +50,14 @@ function track(child: ChildProcess): Session {
 async function bankWithCustomers(): Promise<{ bank: TestBank; dir: string; args: string[] }> {
   const bank = await startTestBank();
   const dir = tempDir('terminal-');
-  fs.writeFileSync(path.join(dir, 'bank.auth'), encodeBankAuth(bank.bank.terminalKey));
+  fs.writeFileSync(path.join(dir, 'atm-9000.key'), encodeAtmCredential(bank.bank.credentialFor(9_000)));
   const client = await bank.connect();
   await client.signup('lee', PASSWORD);
   const opened = await client.card({ mode: 'open', account: 'kim', amountCents: 5_000, card: '' });
   await client.cardConfirm();
   writeCard(path.join(dir, 'kim.card'), { account: 'kim', secret: opened.card });
   client.close();
-  return { bank, dir, args: ['--bank', `127.0.0.1:${bank.bank.port}`, '--auth', 'bank.auth'] };
+  return { bank, dir, args: ['--bank', `127.0.0.1:${bank.bank.port}`, '--auth', 'atm-9000.key'] };
 }
 
 function piped(dir: string, args: string[]): Session {
