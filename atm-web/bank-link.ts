@@ -7,6 +7,7 @@
 import { BankClient, type CustomerSession } from '../protocol/client.ts';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import type { AtmCredential } from '../protocol/handshake.ts';
+import type { LastLogin } from '../protocol/messages.ts';
 import type { Logger } from '../runtime/logger.ts';
 
 export type BankLinkOptions = {
@@ -83,12 +84,12 @@ export class BankLink {
   }
 
   /** Logs a customer in at the bank; returns the opaque handle to keep in the web session. */
-  async login(username: string, password: string): Promise<{ handle: string; username: string }> {
+  async login(username: string, password: string): Promise<{ handle: string; username: string; lastLogin: LastLogin }> {
     const client = this.client();
     const session = await client.login(username, password);
     const handle = this.random(16).toString('hex');
     this.customers.set(handle, { client, session, lastUsed: this.clock() });
-    return { handle, username: session.username };
+    return { handle, username: session.username, lastLogin: session.lastLogin };
   }
 
   /** The customer's live bank session, or null when it ended (logout, expiry, reconnect). */

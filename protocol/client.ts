@@ -19,6 +19,7 @@ import {
   decodeMessage,
   encodeMessage,
   type CardMode,
+  type LastLogin,
   type MoneyResult,
   type RequestBody,
   type Response,
@@ -51,6 +52,8 @@ export class CustomerSession {
   constructor(
     readonly username: string,
     readonly id: string,
+    /** The customer's previous login, as the bank told it at this login (null on the first). */
+    readonly lastLogin: LastLogin = null,
   ) {}
 }
 
@@ -162,7 +165,9 @@ export class BankClient {
     } finally {
       wipe(masterSecret);
     }
-    const session = new CustomerSession(result.username, result.sessionId);
+    // A card login's answer does not say (the terminal ATM shows no account summary).
+    const lastLogin = result.op === 'login' ? result.lastLogin : null;
+    const session = new CustomerSession(result.username, result.sessionId, lastLogin);
     this.sessions.add(session);
     return session;
   }

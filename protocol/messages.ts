@@ -117,6 +117,12 @@ export const StatementEntrySchema = z.strictObject({
 });
 export type StatementEntry = z.infer<typeof StatementEntrySchema>;
 
+/** The customer's previous successful login: when (ISO 8601) and at which ATM; null on the first. */
+export const LastLoginSchema = z
+  .strictObject({ at: z.iso.datetime(), atmId: z.number().int().nonnegative().nullable() })
+  .nullable();
+export type LastLogin = z.infer<typeof LastLoginSchema>;
+
 const MoneyResult = {
   txId: TxId,
   amountCents: Cents,
@@ -144,6 +150,7 @@ export const ResponseSchema = z.discriminatedUnion('ok', [
         username: z.string(),
         sessionId: z.string().regex(/^[0-9a-f]{16}$/),
         masterSecret: z.string().regex(/^[A-Za-z0-9+/]{43}=$/),
+        lastLogin: LastLoginSchema,
       }),
       z.strictObject({ op: z.literal('ping') }),
       /** The conversation is held; `card` is the new card's secret for `open`, else empty. */

@@ -17,7 +17,7 @@ import {
   MAX_TRANSACTION_CENTS,
   checkTransactionCents,
 } from '../protocol/money.ts';
-import type { Account, Ledger, MoneyDecision, MoneyKind, MoneyOutcome, MoneyRequest } from './ledger.ts';
+import type { Account, Ledger, LoginRecord, MoneyDecision, MoneyKind, MoneyOutcome, MoneyRequest } from './ledger.ts';
 import type { PasswordHasher } from './password-hasher.ts';
 
 export const USERNAME_PATTERN = /^[a-z0-9_.-]{3,32}$/;
@@ -57,6 +57,9 @@ export function transactionLimit(channel: Channel | undefined): typeof MAX_TRANS
 }
 
 export type LoggedIn = { accountId: number; username: string };
+
+/** A password login that succeeded; `lastLogin` is the one before it (null on the account's first). */
+export type PasswordLogin = LoggedIn & { lastLogin: LoginRecord | null };
 
 /**
  * What a fresh money request may do to the balance, decided inside the
@@ -141,7 +144,7 @@ export class Bank {
     return { username };
   }
 
-  async login(actor: Actor, rawUsername: string, password: string): Promise<LoggedIn> {
+  async login(actor: Actor, rawUsername: string, password: string): Promise<PasswordLogin> {
     const username = normalizeUsername(rawUsername);
     const account = username ? await this.ledger.findAccount(username) : null;
     // Always run bcrypt, against a dummy hash for unknown users, so the answer
@@ -161,9 +164,9 @@ export class Bank {
       await this.countFailure(who, account, nowMs);
       throw new BankError('ERR_AUTH_FAILED', LOGIN_FAILED_MESSAGE);
     }
-    await this.ledger.recordLoginSuccess(account.id);
+    const lastLogin = await this.ledger.recordLoginSuccess(account.id, { at: this.now(), atmId: actor.atmId });
     await this.audited(who, 'login', null, 'ok');
-    return { accountId: account.id, username: account.username };
+    return { accountId: account.id, username: account.username, lastLogin };
   }
 
   async logout(actor: Actor): Promise<void> {

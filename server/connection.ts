@@ -311,8 +311,8 @@ export class BankConnection {
 
   private async login(actor: Actor, username: string, password: string, channel: Channel): Promise<ResponseResult> {
     this.checkSessionRoom();
-    const account = await this.deps.bank.login({ ...actor, channel }, username, password);
-    return this.openSession(account, channel, 'login');
+    const { lastLogin, ...account } = await this.deps.bank.login({ ...actor, channel }, username, password);
+    return { ...this.openSession(account, channel, 'login'), lastLogin };
   }
 
   private checkSessionRoom(): void {
@@ -350,7 +350,11 @@ export class BankConnection {
   }
 
   /** Gives the customer a session of their own on this connection, with fresh keys. */
-  private openSession(account: LoggedIn, kind: Channel, op: 'login' | 'card_login'): ResponseResult {
+  private openSession<Op extends 'login' | 'card_login'>(
+    account: LoggedIn,
+    kind: Channel,
+    op: Op,
+  ): { op: Op; username: string; sessionId: string; masterSecret: string } {
     this.checkSessionRoom();
     const channel = this.channel;
     if (!channel || channel.closed) throw new BankError('ERR_UNAVAILABLE', 'Connection closed.');
@@ -363,12 +367,7 @@ export class BankConnection {
     const masterSecret = this.deps.random(KEY_BYTES);
     const id = channel.openSession(sessionId, masterSecret);
     this.customers.set(id, { ...account, channel: kind });
-    const result: ResponseResult = {
-      op,
-      username: account.username,
-      sessionId: id,
-      masterSecret: masterSecret.toString('base64'),
-    };
+    const result = { op, username: account.username, sessionId: id, masterSecret: masterSecret.toString('base64') };
     wipe(masterSecret);
     return result;
   }

@@ -20,6 +20,9 @@ export type Account = {
   lockedUntil: number | null;
 };
 
+/** A successful login: when (ISO 8601) and at which ATM (null when the ATM did not say). */
+export type LoginRecord = { at: string; atmId: number | null };
+
 export type MoneyKind = 'deposit' | 'withdraw';
 
 export type MoneyRequest = { accountId: number; txId: string; kind: MoneyKind; amountCents: number; at: string };
@@ -55,7 +58,12 @@ export interface Ledger {
     accountId: number,
     lockUntil: (failures: number) => number | null,
   ): Promise<{ failures: number; lockedUntil: number | null }>;
-  recordLoginSuccess(accountId: number): Promise<void>;
+  /**
+   * Resets the failure count and lock, and records this login as the
+   * account's last, in one write; returns the login it replaces (null on the
+   * first), so the customer can be shown when and where they last logged in.
+   */
+  recordLoginSuccess(accountId: number, login: LoginRecord): Promise<LoginRecord | null>;
   /** Replaces the account's password hash (durable when it resolves). */
   setPasswordHash(accountId: number, passwordHash: string): Promise<void>;
   /**

@@ -37,6 +37,7 @@ import type {
   Account,
   AuditLine,
   Ledger,
+  LoginRecord,
   MoneyDecision,
   MoneyKind,
   MoneyOutcome,
@@ -252,12 +253,21 @@ export class PostgresLedger implements Ledger {
     });
   }
 
-  async recordLoginSuccess(accountId: number): Promise<void> {
-    await this.pool.query(
-      `UPDATE accounts SET failed_logins = 0, locked_until = NULL
-       WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)`,
-      [accountId],
-    );
+  /** Reads the previous login under the row lock, so two logins at once each see the one before. */
+  async recordLoginSuccess(accountId: number, login: LoginRecord): Promise<LoginRecord | null> {
+    return this.inTransaction(async (client) => {
+      const previous = await client.query<{ last_login_at: string | null; last_login_atm: number | null }>(
+        'SELECT last_login_at, last_login_atm FROM accounts WHERE id = $1 FOR UPDATE',
+        [accountId],
+      );
+      await client.query(
+        `UPDATE accounts SET failed_logins = 0, locked_until = NULL, last_login_at = $1, last_login_atm = $2
+         WHERE id = $3`,
+        [login.at, login.atmId, accountId],
+      );
+      const row = previous.rows[0];
+      return row?.last_login_at ? { at: row.last_login_at, atmId: row.last_login_atm } : null;
+    });
   }
 
   async setPasswordHash(accountId: number, passwordHash: string): Promise<void> {

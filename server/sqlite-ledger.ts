@@ -28,6 +28,7 @@ import type {
   Account,
   AuditLine,
   Ledger,
+  LoginRecord,
   MoneyDecision,
   MoneyKind,
   MoneyOutcome,
@@ -62,6 +63,26 @@ CREATE TABLE IF NOT EXISTS journal (
 
 CREATE INDEX IF NOT EXISTS journal_statement ON journal (account_id, status, id);
 `;
+
+/**
+ * Columns added after the first release: a database made before them gets
+ * them on open (ALTER TABLE ADD COLUMN, existing rows NULL), so an upgraded
+ * bank keeps its data.
+ */
+const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; definition: string }> = [
+  // The previous successful login, shown to the customer at the next one.
+  { table: 'accounts', column: 'last_login_at', definition: 'TEXT' },
+  { table: 'accounts', column: 'last_login_atm', definition: 'INTEGER' },
+];
+
+function addMissingColumns(db: Database.Database): void {
+  for (const { table, column, definition } of ADDED_COLUMNS) {
+    const columns = db.pragma(`table_info(${table})`) as Array<{ name: string }>;
+    if (!columns.some((existing) => existing.name === column)) {
+      db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+    }
+  }
+}
 
 type AccountRow = {
   id: number;
@@ -113,7 +134,13 @@ function prepareStatements(db: Database.Database) {
       `UPDATE accounts SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins, locked_until`,
     ),
     lock: db.prepare<[number, number]>('UPDATE accounts SET failed_logins = 0, locked_until = ? WHERE id = ?'),
-    resetFailures: db.prepare<[number]>('UPDATE accounts SET failed_logins = 0, locked_until = NULL WHERE id = ?'),
+    lastLogin: db.prepare<[number], { last_login_at: string | null; last_login_atm: number | null }>(
+      'SELECT last_login_at, last_login_atm FROM accounts WHERE id = ?',
+    ),
+    recordLogin: db.prepare<[string, number | null, number]>(
+      `UPDATE accounts SET failed_logins = 0, locked_until = NULL, last_login_at = ?, last_login_atm = ?
+       WHERE id = ?`,
+    ),
     setPasswordHash: db.prepare<[string, number]>('UPDATE accounts SET password_hash = ? WHERE id = ?'),
     balance: db.prepare<[number], { balance_cents: number }>('SELECT balance_cents FROM accounts WHERE id = ?'),
     findTx: db.prepare<[number, string], JournalRow>(
@@ -167,6 +194,7 @@ export class SqliteLedger implements Ledger {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    addMissingColumns(this.db);
     this.statements = prepareStatements(this.db);
     this.checkpointer = new Worker(path.join(import.meta.dirname, 'checkpoint-worker.mjs'), {
       workerData: { file, intervalMs: 200 },
@@ -207,8 +235,16 @@ export class SqliteLedger implements Ledger {
     return result;
   }
 
-  async recordLoginSuccess(accountId: number): Promise<void> {
-    if (this.statements.resetFailures.run(accountId).changes > 0) await this.committed();
+  async recordLoginSuccess(accountId: number, login: LoginRecord): Promise<LoginRecord | null> {
+    const previous = this.db
+      .transaction(() => {
+        const row = this.statements.lastLogin.get(accountId);
+        this.statements.recordLogin.run(login.at, login.atmId, accountId);
+        return row?.last_login_at ? { at: row.last_login_at, atmId: row.last_login_atm } : null;
+      })
+      .immediate();
+    await this.committed();
+    return previous;
   }
 
   async setPasswordHash(accountId: number, passwordHash: string): Promise<void> {

@@ -77,7 +77,9 @@ export function authRoutes(deps: AuthDeps): Router {
     }
     // A brand-new session id for the logged-in customer: a planted id is worthless.
     await regenerate(req);
-    req.session.customer = { username: outcome.value.username, handle: outcome.value.handle };
+    const { username: customer, handle, lastLogin } = outcome.value;
+    // The previous login (when and at which ATM) for the account summary; the bank gives it only now.
+    req.session.customer = { username: customer, handle, lastLogin };
     req.session.flash = { kind: 'ok', text: 'Login successful' };
     rotateCsrfToken(req);
     res.redirect(303, '/');

@@ -2,6 +2,7 @@
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 
+import { formatTime, processTimeZone } from '../../atm-web/display.ts';
 import { LOGIN_FAILED_MESSAGE, WRONG_CURRENT_PASSWORD_MESSAGE } from '../../server/bank.ts';
 import { auditEvents, startTestBank, type TestBank } from '../helpers.ts';
 import {
@@ -210,5 +211,40 @@ describe('the statement', () => {
     expect(anonymous.status).toBe(303);
     expect(anonymous.headers.location).toBe('/login');
     expect(csrfFrom((await alice.get('/')).text)).toBeTruthy();
+  });
+});
+
+describe('the last login in the account summary', () => {
+  const LAST_LOGIN = /<dt>Last login<\/dt><dd><time datetime="([^"]+)" data-local>([^<]+)<\/time> at ATM (\d+)<\/dd>/;
+
+  it('says a first login is the first, then shows when and at which ATM the previous login was', async () => {
+    const [atmOne, atmTwo] = await setup(2);
+    if (!atmOne || !atmTwo) throw new Error('no ATMs');
+    const agent = request.agent(atmOne.app);
+    await signup(agent, 'returning', 'password1');
+    const before = Date.now();
+    await login(agent, 'returning', 'password1');
+    const after = Date.now();
+    const first = await agent.get('/');
+    expect(first.text).toContain('<dt>Last login</dt><dd>This is your first login</dd>');
+    expect(first.text).not.toMatch(LAST_LOGIN);
+    const logout = await agent
+      .post('/logout')
+      .type('form')
+      .send({ _csrf: csrfFrom(first.text) });
+    expect(logout.status).toBe(303);
+
+    // Back again, at another ATM: the summary shows the login at ATM 1.
+    const elsewhere = request.agent(atmTwo.app);
+    await login(elsewhere, 'returning', 'password1');
+    const page = (await elsewhere.get('/')).text;
+    const [, iso = '', shown = '', atm = ''] = LAST_LOGIN.exec(page) ?? [];
+    expect(atm).toBe('1');
+    const at = Date.parse(iso);
+    expect(at).toBeGreaterThanOrEqual(before - 1_000);
+    expect(at).toBeLessThanOrEqual(after + 1_000);
+    // In the zone the ATM shows times in, rewritten to the customer's own by public/local-time.js.
+    expect(shown).toBe(formatTime(iso, processTimeZone()));
+    expect(page).not.toContain('This is your first login');
   });
 });

@@ -97,3 +97,36 @@ describe('messages', () => {
     expect(decodeMessage(ResponseSchema, Buffer.from(JSON.stringify(garbled)))).toBeNull();
   });
 });
+
+describe("the login answer's last login", () => {
+  const answer = (lastLogin: unknown) =>
+    json({
+      id: 1,
+      ok: true,
+      result: {
+        op: 'login',
+        username: 'grace',
+        sessionId: '0123456789abcdef',
+        masterSecret: `${'A'.repeat(43)}=`,
+        lastLogin,
+      },
+    });
+
+  it.each([null, { at: '2026-01-01T08:00:00.000Z', atmId: 1 }, { at: '2026-01-01T08:00:00.000Z', atmId: null }])(
+    'accepts %j',
+    (lastLogin) => {
+      expect(decodeMessage(ResponseSchema, answer(lastLogin))).toMatchObject({ result: { lastLogin } });
+    },
+  );
+
+  it.each([
+    undefined,
+    { at: 'yesterday', atmId: 1 },
+    { at: '2026-01-01T08:00:00.000Z', atmId: 1.5 },
+    { at: '2026-01-01T08:00:00.000Z', atmId: '1' },
+    { at: '2026-01-01T08:00:00.000Z' },
+    { at: '2026-01-01T08:00:00.000Z', atmId: 1, where: 'x' },
+  ])('refuses %j', (lastLogin) => {
+    expect(decodeMessage(ResponseSchema, answer(lastLogin))).toBeNull();
+  });
+});

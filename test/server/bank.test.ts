@@ -138,6 +138,26 @@ describe('Bank login rules', () => {
     expect(await bank.login(ATM, 'grace', 'password1')).toMatchObject({ username: 'grace' });
   });
 
+  it('tells each login when and at which ATM the previous one was; a failed attempt is no login', async () => {
+    const { bank, advance } = await bankWithCustomer();
+    // bankWithCustomer logged grace in at ATM 3 at the start of 2026: her first login.
+    advance(90 * 60_000);
+    await refusalCode(bank.login({ ...ATM, atmId: 9 }, 'grace', 'wrong-password'));
+    expect(await bank.login({ ...ATM, atmId: 5 }, 'grace', 'password1')).toMatchObject({
+      lastLogin: { at: '2026-01-01T00:00:00.000Z', atmId: 3 },
+    });
+    advance(60_000);
+    expect(await bank.login({ ...ATM, atmId: null }, 'grace', 'password1')).toMatchObject({
+      lastLogin: { at: '2026-01-01T01:30:00.000Z', atmId: 5 },
+    });
+    expect((await bank.login(ATM, 'grace', 'password1')).lastLogin).toEqual({
+      at: '2026-01-01T01:31:00.000Z',
+      atmId: null,
+    });
+    await bank.signup(ATM, 'alan', 'password1');
+    expect((await bank.login(ATM, 'alan', 'password1')).lastLogin).toBeNull();
+  });
+
   it('starts counting again after a successful login', async () => {
     const { bank, audit } = await bankWithCustomer();
     for (let i = 0; i < 4; i += 1) await refusalCode(bank.login(ATM, 'grace', 'wrong-password'));

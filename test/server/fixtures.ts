@@ -12,6 +12,7 @@ import type {
   Account,
   AuditLine,
   Ledger,
+  LoginRecord,
   MoneyDecision,
   MoneyKind,
   MoneyOutcome,
@@ -83,6 +84,7 @@ type JournalEntry = MoneyRequest & { status: MoneyDecision['status']; balanceAft
 export class MemoryLedger implements Ledger {
   private readonly accounts = new Map<number, Account>();
   private readonly journal: JournalEntry[] = [];
+  private readonly lastLogins = new Map<number, LoginRecord>();
 
   constructor(private readonly audited: AuditedCommit) {}
 
@@ -122,10 +124,13 @@ export class MemoryLedger implements Ledger {
     return { failures, lockedUntil: account.lockedUntil };
   }
 
-  async recordLoginSuccess(accountId: number): Promise<void> {
+  async recordLoginSuccess(accountId: number, login: LoginRecord): Promise<LoginRecord | null> {
     const account = this.account(accountId);
     account.failedLogins = 0;
     account.lockedUntil = null;
+    const previous = this.lastLogins.get(accountId) ?? null;
+    this.lastLogins.set(accountId, { ...login });
+    return previous;
   }
 
   async setPasswordHash(accountId: number, passwordHash: string): Promise<void> {

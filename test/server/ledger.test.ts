@@ -175,8 +175,23 @@ describe.each(BACKENDS)('ledger on $name', (backend) => {
     expect(await ledger.recordLoginFailure(accountId, lockAtThree)).toEqual({ failures: 2, lockedUntil: null });
     expect(await ledger.recordLoginFailure(accountId, lockAtThree)).toEqual({ failures: 3, lockedUntil: 9_999 });
     expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 0, lockedUntil: 9_999 });
-    await ledger.recordLoginSuccess(accountId);
+    await ledger.recordLoginSuccess(accountId, { at, atmId: 1 });
     expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 0, lockedUntil: null });
+  });
+
+  it.skipIf(backend.skip)('answers each login with the previous one (none on the first) and records it', async () => {
+    const { ledger, accountId } = await withAccount();
+    const first = { at: '2026-01-01T08:00:00.000Z', atmId: 1 };
+    const second = { at: '2026-01-02T09:30:00.000Z', atmId: null };
+    const third = { at: '2026-01-03T10:45:00.000Z', atmId: 7 };
+    expect(await ledger.recordLoginSuccess(accountId, first)).toBeNull();
+    expect(await ledger.recordLoginSuccess(accountId, second)).toEqual(first);
+    expect(await ledger.recordLoginSuccess(accountId, third)).toEqual(second);
+    // Another account has a history of its own.
+    const other = await ledger.createAccount('alan', 'hash', at);
+    if (!other) throw new Error('no account');
+    expect(await ledger.recordLoginSuccess(other.id, first)).toBeNull();
+    expect(await ledger.recordLoginSuccess(accountId, first)).toEqual(third);
   });
 
   it.skipIf(backend.skip)('lists applied movements newest first, leaving refusals out', async () => {

@@ -5,6 +5,8 @@ import { promisify } from 'node:util';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
+import Database from 'better-sqlite3';
+
 import { AuditedCommit } from '../../server/audited-commit.ts';
 import { decideMoney } from '../../server/bank.ts';
 import type { MoneyRequest } from '../../server/ledger.ts';
@@ -70,5 +72,26 @@ describe('SqliteLedger group commit', () => {
     }
     expect(await read).toBe(100);
     expect(await deposited).toMatchObject({ status: 'applied', balanceCents: 100 });
+  });
+});
+
+describe('SqliteLedger on a database made before last logins were kept', () => {
+  it('adds the last-login columns on open, keeping the accounts, and starts their history empty', async () => {
+    const file = path.join(tempDir(), 'ledger.db');
+    const old = new Database(file);
+    old.exec(`CREATE TABLE accounts (
+      id INTEGER PRIMARY KEY, username TEXT NOT NULL UNIQUE COLLATE NOCASE, password_hash TEXT NOT NULL,
+      balance_cents INTEGER NOT NULL DEFAULT 0, failed_logins INTEGER NOT NULL DEFAULT 0,
+      locked_until INTEGER, created_at TEXT NOT NULL) STRICT`);
+    old
+      .prepare('INSERT INTO accounts (username, password_hash, balance_cents, created_at) VALUES (?, ?, ?, ?)')
+      .run('grace', 'hash', 1_500, at);
+    old.close();
+    ledger = new SqliteLedger(file, new AuditedCommit(new TestAuditLog()));
+    const account = await ledger.findAccount('grace');
+    expect(account).toMatchObject({ balanceCents: 1_500 });
+    const login = { at: '2026-01-02T09:30:00.000Z', atmId: 3 };
+    expect(await ledger.recordLoginSuccess(account?.id ?? 0, login)).toBeNull();
+    expect(await ledger.recordLoginSuccess(account?.id ?? 0, { at, atmId: 1 })).toEqual(login);
   });
 });
