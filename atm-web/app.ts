@@ -9,6 +9,7 @@ import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import session from 'express-session';
 import helmet from 'helmet';
+import { Registry } from 'prom-client';
 
 import type { Logger } from '../runtime/logger.ts';
 import { silentLogger } from '../runtime/logger.ts';
@@ -17,9 +18,12 @@ import { processTimeZone } from './display.ts';
 import type { Flash } from './flash.ts';
 import { csrfProtection, exposeCsrfToken } from './middleware/csrf.ts';
 import { errorHandler, notFound } from './middleware/errors.ts';
+import { observeRequests } from './middleware/observe.ts';
 import { requireBank } from './middleware/require-bank.ts';
+import { AtmMetrics } from './metrics.ts';
 import { authRoutes } from './routes/auth.ts';
 import { infoRoutes } from './routes/info.ts';
+import { opsRoutes } from './routes/ops.ts';
 import { passwordRoutes } from './routes/password.ts';
 import { statementRoutes } from './routes/statement.ts';
 import { transactionRoutes, type PendingWithdrawal, type Receipt } from './routes/transactions.ts';
@@ -44,6 +48,8 @@ export type AtmAppDeps = {
   clock?: () => Date;
   /** The zone times are shown in when the browser runs no script (default: this process's zone). */
   timeZone?: string;
+  /** The process's metrics registry (one per process); a fresh one when omitted. */
+  metricsRegistry?: Registry;
 };
 
 declare module 'express-session' {
@@ -68,6 +74,11 @@ export function createApp(deps: AtmAppDeps): express.Express {
   app.set('x-powered-by', false);
   if (secure) app.set('trust proxy', 'loopback');
   app.locals.atmId = deps.atmId;
+  const metrics = new AtmMetrics(deps.metricsRegistry ?? new Registry(), {
+    bankLinkUp: () => deps.bank.available,
+    customers: () => deps.bank.customerCount,
+  });
+  app.use(observeRequests(deps.atmId, logger, metrics));
 
   app.use(
     helmet({
@@ -94,6 +105,8 @@ export function createApp(deps: AtmAppDeps): express.Express {
     }),
   );
   app.use('/public', express.static(path.join(ROOT, 'public'), { index: false, fallthrough: true, maxAge: '1h' }));
+  // Before sessions: health checks and scrapes set no cookie and need no CSRF token.
+  app.use(opsRoutes({ bank: deps.bank, metrics }));
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 20 }));
   app.use(
     session({

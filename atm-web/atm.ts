@@ -32,6 +32,8 @@ export type AtmOptions = {
   timeZone?: string;
   link?: Partial<Pick<BankLinkOptions, 'initialBackoffMs' | 'maxBackoffMs' | 'pingIntervalMs' | 'requestTimeoutMs'>>;
   logger?: Logger;
+  /** The process's metrics registry, served at the ATM's `/metrics`. */
+  metricsRegistry?: AtmAppDeps['metricsRegistry'];
 };
 
 export type RunningAtm = { url: string; port: number; link: BankLink; close(): Promise<void> };
@@ -76,6 +78,7 @@ export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
     sessionIdleMs: options.sessionIdleMs ?? SESSION_IDLE_MS,
     ...(options.timeZone === undefined ? {} : { timeZone: options.timeZone }),
     logger,
+    ...(options.metricsRegistry ? { metricsRegistry: options.metricsRegistry } : {}),
   });
   const server = await new Promise<http.Server>((resolve, reject) => {
     const listening = app.listen(options.port ?? ATM_PORT_BASE + options.atmId, options.host, (error?: Error) =>

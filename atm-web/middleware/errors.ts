@@ -7,6 +7,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../../runtime/logger.ts';
 import { HttpError } from '../http-error.ts';
 import { CSRF_ERROR_CODE } from './csrf.ts';
+import { noteRefusal } from './observe.ts';
 
 export function notFound(_req: Request, _res: Response, next: NextFunction): void {
   next(new HttpError(404, 'NOT_FOUND', 'There is no page at this address.'));
@@ -52,6 +53,7 @@ export function errorHandler(logger: Logger) {
       return;
     }
     const httpError = toHttpError(error);
+    noteRefusal(res, httpError.code);
     if (httpError.status >= 500 && httpError.code === 'INTERNAL') {
       logger.error({ action: 'http', outcome: httpError.code, path: req.path, err: String(error) }, 'unexpected error');
     }

@@ -6,7 +6,7 @@ import { expect } from 'vitest';
 import { createApp } from '../../atm-web/app.ts';
 import { BankLink } from '../../atm-web/bank-link.ts';
 import { SqliteSessionStore } from '../../atm-web/session-store.ts';
-import { silentLogger } from '../../runtime/logger.ts';
+import { silentLogger, type Logger } from '../../runtime/logger.ts';
 import { tempDir, type TestBank } from '../helpers.ts';
 
 export type TestAtm = {
@@ -19,7 +19,12 @@ export type TestAtm = {
 export async function startTestAtm(
   bank: TestBank,
   atmId = 1,
-  options: { port?: number; authRateLimit?: { windowMs: number; limit: number }; requestTimeoutMs?: number } = {},
+  options: {
+    port?: number;
+    authRateLimit?: { windowMs: number; limit: number };
+    requestTimeoutMs?: number;
+    logger?: Logger;
+  } = {},
 ): Promise<TestAtm> {
   const link = new BankLink({
     host: '127.0.0.1',
@@ -38,6 +43,7 @@ export async function startTestAtm(
     sessionStore: store,
     sessionSecret: 'test-session-secret-not-used-in-production',
     authRateLimit: options.authRateLimit ?? { windowMs: 60_000, limit: 1_000 },
+    ...(options.logger ? { logger: options.logger } : {}),
   });
   return {
     app,
