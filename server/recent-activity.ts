@@ -1,0 +1,92 @@
+/**
+ * What the operator page shows about the last minute: requests per second,
+ * the 99th percentile of time in the bank, and the latest refusals and
+ * lockouts. Latencies go into one histogram per second (a ring of 60), so a
+ * minute's percentile costs 60 merges when the page asks, not a sort of
+ * every request; nothing here grows with traffic.
+ */
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
+
+import type { AuditEvent } from '../audit/event.ts';
+
+export const WINDOW_SECONDS = 60;
+export const RECENT_EVENTS = 20;
+
+/** A refusal or lockout as the operator page lists it: never an amount or a balance. */
+export type NotableEvent = {
+  at: string;
+  atm: number | null;
+  /** Only when the event names an existing account: a name that matched none may be a mistyped password. */
+  user: string | null;
+  action: string;
+  outcome: string;
+};
+
+export type ActivitySnapshot = {
+  windowSeconds: number;
+  requests: number;
+  perSecond: number;
+  /** Null until something was answered in the window. */
+  p99Ms: number | null;
+  recent: NotableEvent[];
+};
+
+/** Outcomes that are not refusals: the operation happened (or was a replay of one that did). */
+const FINE = new Set(['ok', 'replayed_applied']);
+/** Outcomes whose `user` field is whatever was typed, not a known account. */
+const UNKNOWN_NAME = new Set(['unknown_user', 'invalid_username', 'invalid_password']);
+const QUIET_ACTIONS = new Set(['bank_start', 'bank_stop', 'audit_recovered', 'logout']);
+
+export class RecentActivity {
+  private readonly seconds: Array<{ second: number; latencies: RecordableHistogram }>;
+  private readonly events: NotableEvent[] = [];
+  private readonly startedSecond: number;
+
+  constructor(private readonly nowMs: () => number = Date.now) {
+    this.seconds = Array.from({ length: WINDOW_SECONDS }, () => ({ second: -1, latencies: createHistogram() }));
+    this.startedSecond = Math.floor(nowMs() / 1000);
+  }
+
+  /** One answered request and how long it took, in nanoseconds. */
+  request(nanoseconds: number): void {
+    const second = Math.floor(this.nowMs() / 1000);
+    const slot = this.seconds[second % WINDOW_SECONDS];
+    if (!slot) return;
+    if (slot.second !== second) {
+      slot.second = second;
+      slot.latencies.reset();
+    }
+    slot.latencies.record(Math.max(1, Math.round(nanoseconds)));
+  }
+
+  /** An audited event: kept if it is a refusal or a lockout. */
+  observeAudit(event: AuditEvent): void {
+    if (FINE.has(event.outcome) || QUIET_ACTIONS.has(event.action)) return;
+    const named = event.user !== null && !UNKNOWN_NAME.has(event.outcome) && event.user !== '(malformed)';
+    this.events.unshift({
+      at: event.at,
+      atm: event.atm,
+      user: named ? event.user : null,
+      action: event.action,
+      outcome: event.outcome,
+    });
+    this.events.length = Math.min(this.events.length, RECENT_EVENTS);
+  }
+
+  snapshot(): ActivitySnapshot {
+    const now = Math.floor(this.nowMs() / 1000);
+    const merged = createHistogram();
+    for (const slot of this.seconds) {
+      if (slot.second > now - WINDOW_SECONDS && slot.second <= now) merged.add(slot.latencies);
+    }
+    // A bank up for ten seconds has ten seconds of traffic, not sixty.
+    const span = Math.max(1, Math.min(WINDOW_SECONDS, now - this.startedSecond + 1));
+    return {
+      windowSeconds: WINDOW_SECONDS,
+      requests: merged.count,
+      perSecond: merged.count / span,
+      p99Ms: merged.count > 0 ? merged.percentile(99) / 1e6 : null,
+      recent: this.events.map((event) => ({ ...event })),
+    };
+  }
+}
