@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 
 import { createLogger } from '../runtime/logger.ts';
+import { createProcessRegistry } from '../runtime/metrics.ts';
 import { MAX_ATM_NUMBER, startAtm } from './atm.ts';
 
 const USAGE =
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
       limit: parseWhole('--auth-rate-limit', values['auth-rate-limit'], 1, 1_000_000),
     },
     logger,
+    metricsRegistry: createProcessRegistry(),
   });
   console.log(`ATM ${atmId} ready at ${atm.url}`);
   const exit = (code: number): never => {

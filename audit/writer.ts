@@ -34,7 +34,7 @@ import {
 } from './chain.ts';
 import { AuditLogError } from './errors.ts';
 import { formatPlainLine, type AuditEvent } from './event.ts';
-import { GroupSync } from '../runtime/group-sync.ts';
+import { GroupSync, timedSync } from '../runtime/group-sync.ts';
 
 export const AUDIT_DIR = 'audit';
 export const PLAIN_LOG = 'audit_log.txt';
@@ -249,12 +249,15 @@ export class AuditWriter implements AuditSink {
     private readonly encrypted: OpenFile,
     position: ChainPosition,
     private readonly random: RandomSource,
+    onSynced?: (seconds: number) => void,
   ) {
     this.position = position;
     this.durable = headOf(position);
     this.logId = random(LOG_ID_BYTES);
     this.staged = { plain: [], encrypted: [], position };
-    this.durability = new GroupSync(() => Promise.all([fdatasync(plain.fd), fdatasync(encrypted.fd)]));
+    this.durability = new GroupSync(
+      timedSync(() => Promise.all([fdatasync(plain.fd), fdatasync(encrypted.fd)]), onSynced),
+    );
   }
 
   /**
@@ -266,6 +269,7 @@ export class AuditWriter implements AuditSink {
     dataDir: string,
     key: Buffer,
     random: RandomSource = secureRandom,
+    options: { onSynced?: (seconds: number) => void } = {},
   ): { writer: AuditWriter; tornBytes: number; repaired: string[] } {
     const paths = auditPaths(dataDir);
     fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
@@ -275,7 +279,7 @@ export class AuditWriter implements AuditSink {
     try {
       const { position, opened } = checkEncryptedTail(keys, encrypted, paths.encrypted);
       const repaired = alignPlainLog(plain, opened, paths.plain);
-      const writer = new AuditWriter(keys, plain.file, encrypted.file, position, random);
+      const writer = new AuditWriter(keys, plain.file, encrypted.file, position, random, options.onSynced);
       return { writer, tornBytes: plain.tornBytes + encrypted.tornBytes, repaired };
     } catch (error) {
       fs.closeSync(plain.file.fd);

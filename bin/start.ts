@@ -1,14 +1,17 @@
 /**
- * `npm start [-- --data-dir ./data --bank-port 65432 --port 5001]`: the bank
- * and ATM 1 in one process with embedded defaults. The first run on a fresh
- * clone creates everything; Ctrl-C stops both cleanly (ATM first, then the
- * bank finishes in-flight work).
+ * `npm start [-- --data-dir ./data --bank-port 65432 --port 5001 --admin-port P]`:
+ * the bank and ATM 1 in one process with embedded defaults. The first run on
+ * a fresh clone creates everything; Ctrl-C stops both cleanly (ATM first,
+ * then the bank finishes in-flight work); `kill -USR2 <pid>` prints the
+ * bank's service-time report, as under `npm run bank`.
  */
 import { parseArgs } from 'node:util';
 
 import { DEFAULT_BCRYPT_COST, startBankServer } from '../server/bank-server.ts';
 import { Terminals } from '../server/terminals.ts';
 import { createLogger } from '../runtime/logger.ts';
+import { createProcessRegistry } from '../runtime/metrics.ts';
+import { formatServiceReport } from '../server/service-report.ts';
 import { ATM_PORT_BASE, startAtm } from '../atm-web/atm.ts';
 
 const HOST = '127.0.0.1';
@@ -24,12 +27,15 @@ async function main(): Promise<void> {
       'data-dir': { type: 'string', default: './data' },
       'bank-port': { type: 'string', default: '65432' },
       port: { type: 'string', default: String(ATM_PORT_BASE + 1) },
+      'admin-port': { type: 'string' },
     },
   });
   const dataDir = values['data-dir'];
   process.umask(0o077);
   const bankLogger = createLogger('bank');
   const atmLogger = createLogger('atm-1');
+  // One registry for the process: the bank's and the ATM's /metrics both show it.
+  const metricsRegistry = createProcessRegistry();
   const bank = await startBankServer({
     host: HOST,
     port: port('--bank-port', values['bank-port']),
@@ -37,6 +43,10 @@ async function main(): Promise<void> {
     bcryptCost: DEFAULT_BCRYPT_COST,
     isolatePasswordHashing: true,
     logger: bankLogger,
+    metricsRegistry,
+    ...(values['admin-port'] === undefined
+      ? {}
+      : { admin: { host: HOST, port: port('--admin-port', values['admin-port']) } }),
   });
   // ATM 1 shares the bank's data directory here, so it gets its own key file there.
   Terminals.open(dataDir).provision(1);
@@ -48,9 +58,12 @@ async function main(): Promise<void> {
     host: HOST,
     port: port('--port', values.port),
     logger: atmLogger,
+    metricsRegistry,
   });
   console.log(`\n  Bank listening on ${HOST}:${bank.port} (data in ${dataDir})`);
   console.log(`  ATM 1 ready: open ${atm.url} in your browser`);
+  if (bank.adminUrl) console.log(`  Operator page: ${bank.adminUrl}/ (also /healthz, /metrics)`);
+  console.log(`  Service-time report: kill -USR2 ${process.pid}`);
   console.log('  Press Ctrl-C to stop.\n');
   let stopping = false;
   const stop = (): void => {
@@ -69,6 +82,7 @@ async function main(): Promise<void> {
         process.exit(code);
       });
   };
+  process.on('SIGUSR2', () => console.log(formatServiceReport(bank.serviceTimes(true))));
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 }

@@ -62,3 +62,14 @@ export class GroupSync {
     return done;
   }
 }
+
+/** Wraps a sync so each one that succeeds reports how long it took, in seconds (for the fsync metric). */
+export function timedSync<T>(sync: () => Promise<T>, onSynced?: (seconds: number) => void): () => Promise<T> {
+  if (!onSynced) return sync;
+  return async () => {
+    const started = process.hrtime.bigint();
+    const result = await sync();
+    onSynced(Number(process.hrtime.bigint() - started) / 1e9);
+    return result;
+  };
+}

@@ -1,9 +1,12 @@
 /**
  * The console of the bank and of each ATM: what it is processing (peer, ATM,
- * action, outcome), never a secret. pino writes one JSON object per line,
- * which log tools ingest as is; on a terminal pino-pretty renders it for
- * people. When piped, lines are buffered (a write per 4 KiB, not per
- * request) and flushed at exit. Tests pass `silentLogger`.
+ * action, outcome), never a secret. One line per event: pino writes one JSON
+ * object per line, which log tools ingest as is; on a terminal pino-pretty
+ * renders each as one readable line. Into a file or a pipe every line is
+ * handed to the kernel as soon as it is written (never held back to fill a
+ * buffer, so `tail -f` shows a refused login at once), without waiting on a
+ * slow reader: lines that pile up meanwhile leave in the next write, and the
+ * rest are flushed at exit. Tests pass `silentLogger`.
  */
 import { pino } from 'pino';
 
@@ -18,7 +21,10 @@ export function createLogger(name: string): ProcessLogger {
   if (process.stdout.isTTY) {
     const logger = pino({
       ...options,
-      transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' } },
+      transport: {
+        target: 'pino-pretty',
+        options: { translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', singleLine: true },
+      },
     });
     return {
       info: logger.info.bind(logger),
@@ -27,7 +33,7 @@ export function createLogger(name: string): ProcessLogger {
       flush: () => logger.flush(),
     };
   }
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 0 });
   const logger = pino(options, destination);
   return {
     info: logger.info.bind(logger),

@@ -8,17 +8,22 @@ import net from 'node:net';
 import path from 'node:path';
 import { PerformanceObserver, createHistogram } from 'node:perf_hooks';
 
+import type { Registry } from 'prom-client';
+
 import { AuditWriter, type AuditSink } from '../audit/writer.ts';
 import { readAuditKey, type Revocation } from '../runtime/key-files.ts';
 import { pooledIvRandom, secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import type { AtmCredential } from '../protocol/handshake.ts';
 import { DEFAULT_MAX_FRAME_BODY } from '../protocol/frame.ts';
+import { AuditTap, type GroupAuditSink } from './audit-tap.ts';
 import { AuditedCommit } from './audited-commit.ts';
 import { Bank, type Clock } from './bank.ts';
 import { CardDesk, loadCardKey } from './card-desk.ts';
 import { BankConnection, type BankEvents, type ConnectionLimits } from './connection.ts';
 import { LEDGER_FILE, nodeId, prepareDataDir } from './data-dir.ts';
 import { silentLogger, type Logger } from '../runtime/logger.ts';
+import type { OperatorStatus } from './operator-page.ts';
+import { BankOperations, type AdminOptions, type AdminServer, type BankMeter } from './operations.ts';
 import { inlineHasher, processHasher } from './password-hasher.ts';
 import type { Ledger } from './ledger.ts';
 import { PostgresLedger } from './postgres-ledger.ts';
@@ -67,6 +72,10 @@ export type BankServerOptions = {
   events?: BankEvents;
   /** Hash passwords in a low-priority child process (the commands do; tests need not). */
   isolatePasswordHashing?: boolean;
+  /** The process's metrics registry (one per process); a fresh one when omitted. */
+  metricsRegistry?: Registry;
+  /** Serve /healthz, /metrics and the operator page here (`--admin-port`); none when omitted. */
+  admin?: AdminOptions;
 };
 
 /**
@@ -87,6 +96,8 @@ export type RunningBank = {
   port: number;
   /** What ATM `atmId` needs to connect (its derived key, the pinned bank key); tests connect with it. */
   credentialFor(atmId: number): AtmCredential;
+  /** The operator interface's address, when an admin port was asked for. */
+  adminUrl: string | null;
   connectionCount(): number;
   /** Service times since start or the last reset; `reset` starts a new window. */
   serviceTimes(reset?: boolean): ServiceTimes;
@@ -104,8 +115,25 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   const paths = prepareDataDir(options.dataDir, random);
   const terminals = Terminals.open(paths.dir);
   const auditKey = readAuditKey(paths.auditKey);
-  const { writer: files, tornBytes, repaired } = AuditWriter.open(paths.dir, auditKey, ivRandom);
-  const { ledger, audit } = await openLedger(options, files, auditKey, random, logger);
+  const connections = new Set<BankConnection>();
+  const registry =
+    options.metricsRegistry ?? (options.admin ? new (await import('prom-client')).Registry() : null);
+  const operations = await BankOperations.create(
+    registry,
+    logger,
+    { connectedAtms: () => connectedAtms().length },
+    () => clock().getTime(),
+  );
+  const {
+    writer: files,
+    tornBytes,
+    repaired,
+  } = AuditWriter.open(paths.dir, auditKey, ivRandom, {
+    onSynced: (seconds) => operations.metrics.fsync('audit', seconds),
+  });
+  // Every event reaches the files through here, whichever ledger is used.
+  const tap = new AuditTap(files, operations.auditObserver);
+  const { ledger, audit } = await openLedger(options, tap, auditKey, random, logger, operations.metrics);
   const cost = options.bcryptCost ?? DEFAULT_BCRYPT_COST;
   const passwords = options.isolatePasswordHashing ? processHasher(cost) : inlineHasher(cost);
   const bank = new Bank({ ledger, audit, clock, passwords });
@@ -119,7 +147,6 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
     bank.record({ ...system, atmId: atm }, 'atm_revoked', 'in_force', at);
   }
 
-  const connections = new Set<BankConnection>();
   const serviceTimes = createHistogram();
   const gcPauses = createHistogram();
   const gcObserver = new PerformanceObserver((list) => {
@@ -147,6 +174,8 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
         for (const other of connections)
           other.endSessionsOf(accountId, other === keep.connection ? keep.session : null);
       },
+      answered: (op, outcome, nanoseconds) => operations.answered(op, outcome, nanoseconds),
+      nowMs: () => clock().getTime(),
     });
     connections.add(connection);
     socket.on('close', () => connections.delete(connection));
@@ -186,11 +215,41 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   if (address === null || typeof address === 'string') throw new Error('bank server has no TCP address');
   bank.record(system, 'bank_start', 'ok', `${options.host}:${address.port}`);
 
+  const connectedAtms = () => [...connections].flatMap((connection) => connection.summary() ?? []);
+  const status = (): OperatorStatus => ({
+    nowMs: clock().getTime(),
+    atms: connectedAtms(),
+    activity: operations.activity.snapshot(),
+    auditHead: { line: files.head.lineNumber, hash: files.head.chainHash.toString('hex') },
+    witnesses: null,
+  });
+  // Healthy means a commit gets through now: the audit log takes a line
+  // (tried only while it is failing, and recorded when it works again) and
+  // the ledger commits a write of its own.
+  const probe = async (): Promise<void> => {
+    if (tap.failing) {
+      bank.record(system, 'audit_recovered', 'ok', 'audit log writable again');
+      await audit.flush();
+    }
+    await ledger.probe();
+  };
+  let admin: AdminServer | null = null;
+  try {
+    if (options.admin) admin = await operations.listenAdmin(options.admin, { status, probe });
+  } catch (error) {
+    // The admin port was taken: start nothing rather than a bank nobody can watch.
+    server.close();
+    gcObserver.disconnect();
+    await Promise.allSettled([ledger.close(), files.close(), passwords.close()]);
+    throw error;
+  }
+
   let closing: Promise<void> | null = null;
   return {
     host: options.host,
     port: address.port,
     credentialFor: (atmId) => terminals.credentialFor(atmId),
+    adminUrl: admin?.url ?? null,
     connectionCount: () => connections.size,
     serviceTimes: (reset = false) => {
       const summary = {
@@ -214,6 +273,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
       closing ??= (async () => {
         clearInterval(revocationPoll);
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        await admin?.close();
         await Promise.all([...connections].map((connection) => connection.drain()));
         await stopped;
         bank.record(system, 'bank_stop', 'ok');
@@ -238,14 +298,19 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
  */
 async function openLedger(
   options: BankServerOptions,
-  files: AuditWriter,
+  files: GroupAuditSink,
   auditKey: Buffer,
   random: RandomSource,
   logger: Logger,
+  metrics: BankMeter,
 ): Promise<{ ledger: Ledger; audit: AuditSink }> {
   const audited = new AuditedCommit(files);
   if (options.ledgerUrl === undefined) {
-    return { ledger: new SqliteLedger(path.join(options.dataDir, LEDGER_FILE), audited), audit: files };
+    const ledger = new SqliteLedger(path.join(options.dataDir, LEDGER_FILE), audited, {
+      committedGroup: (requests) => metrics.commitGroup(requests),
+      walSynced: (seconds) => metrics.fsync('wal', seconds),
+    });
+    return { ledger, audit: files };
   }
   const ledger = await PostgresLedger.open({
     url: options.ledgerUrl,

@@ -75,7 +75,13 @@ export type ConnectionDeps = {
   serviceTimes: RecordableHistogram;
   /** Ends every session of the account on every connection but `keep` (after a password change). */
   endSessionsOf?: (accountId: number, keep: { connection: BankConnection; session: string }) => void;
+  /** Each answered request: its operation, `ok` or the error code sent, and its time in the bank. */
+  answered?: (op: string, outcome: string, nanoseconds: number) => void;
+  nowMs?: () => number;
 };
+
+/** An ATM as the operator page lists it. */
+export type ConnectionSummary = { atm: number; peer: string; connectedAtMs: number; requests: number };
 
 type State = 'handshake' | 'open' | 'closed';
 
@@ -98,6 +104,8 @@ export class BankConnection {
   private inFlight = 0;
   private draining = false;
   private readonly idleWaiters: Array<() => void> = [];
+  private connectedAtMs = 0;
+  private answeredCount = 0;
 
   constructor(
     private readonly socket: net.Socket,
@@ -134,6 +142,13 @@ export class BankConnection {
     this.channel?.close(new ProtocolError('ERR_ATM_REVOKED', 'this terminal was revoked'));
   }
 
+  /** The connected ATM, once its handshake is complete; null before and after. */
+  summary(): ConnectionSummary | null {
+    const atm = this.channel?.atmId;
+    if (this.state !== 'open' || atm === undefined) return null;
+    return { atm, peer: this.peer, connectedAtMs: this.connectedAtMs, requests: this.answeredCount };
+  }
+
   /** Stops taking new requests, lets in-flight ones answer, then closes. */
   async drain(): Promise<void> {
     this.draining = true;
@@ -157,6 +172,7 @@ export class BankConnection {
       onClose: (reason) => this.onClosed(reason),
     });
     this.state = 'open';
+    this.connectedAtMs = (this.deps.nowMs ?? Date.now)();
     this.deps.logger.info({ peer: this.peer, atm: secrets.atmId, action: 'connect', outcome: 'ok' }, 'ATM connected');
     // Revoked between its ClientHello and its ClientFinished.
     if (this.deps.terminals.isRevoked(secrets.atmId)) this.revoke();
@@ -206,7 +222,10 @@ export class BankConnection {
       .then((response) => {
         if (response === null) return;
         this.send(session, response);
-        this.deps.serviceTimes.record(Math.max(1, Number(process.hrtime.bigint() - arrived)));
+        const nanoseconds = Math.max(1, Number(process.hrtime.bigint() - arrived));
+        this.deps.serviceTimes.record(nanoseconds);
+        this.answeredCount += 1;
+        this.deps.answered?.(request.op, response.ok ? 'ok' : response.code, nanoseconds);
       })
       .finally(() => this.requestDone());
   }

@@ -83,5 +83,7 @@ export interface Ledger {
   balance(accountId: number, audit?: AuditLine<number>): Promise<number>;
   /** Applied movements, newest first: `limit` of them after skipping the newest `offset`. */
   statement(accountId: number, limit: number, offset?: number): Promise<StatementEntry[]>;
+  /** Commits and syncs a write of its own: resolves only if the ledger can commit right now (the health check). */
+  probe(): Promise<void>;
   close(): Promise<void>;
 }

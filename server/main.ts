@@ -4,6 +4,7 @@
  *   plus the denial-of-service limits (defaults in DEFAULT_LIMITS, documented in SECURITY.md):
  *   [--max-frame-bytes 4096] [--handshake-timeout-ms 5000] [--idle-timeout-ms 600000]
  *   [--max-connections 1024] [--max-handshaking 128] [--max-sessions-per-connection 1000]
+ *   and the operator interface: [--admin-port P] [--admin-host 127.0.0.1] (off unless a port is given)
  * `npm run bank -- provision-atm N | revoke-atm N [--data-dir ./data]`: see terminal-commands.ts
  */
 import { parseArgs } from 'node:util';
@@ -11,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { FRAME_BODY_LIMIT } from '../protocol/frame.ts';
 import { DEFAULT_BCRYPT_COST, DEFAULT_LIMITS, startBankServer, type BankLimits } from './bank-server.ts';
 import { createLogger } from '../runtime/logger.ts';
+import { createProcessRegistry } from '../runtime/metrics.ts';
 import { formatServiceReport } from './service-report.ts';
 import { isTerminalCommand, runTerminalCommand } from './terminal-commands.ts';
 
@@ -18,7 +20,7 @@ const USAGE =
   'usage: npm run bank -- [--host 127.0.0.1] [--port 65432] [--data-dir ./data] [--bcrypt-cost 12] ' +
   '[--ledger postgres://USER@HOST:PORT/DB] [--node-id NAME] ' +
   '[--max-frame-bytes N] [--handshake-timeout-ms N] [--idle-timeout-ms N] [--max-connections N] ' +
-  '[--max-handshaking N] [--max-sessions-per-connection N]';
+  '[--max-handshaking N] [--max-sessions-per-connection N] [--admin-port P] [--admin-host 127.0.0.1]';
 
 function whole(name: string, value: string, min: number, max: number): number {
   if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
@@ -53,6 +55,8 @@ async function main(): Promise<void> {
       'bcrypt-cost': { type: 'string', default: String(DEFAULT_BCRYPT_COST) },
       ledger: { type: 'string' },
       'node-id': { type: 'string' },
+      'admin-port': { type: 'string' },
+      'admin-host': { type: 'string', default: '127.0.0.1' },
       ...Object.fromEntries(
         LIMIT_FLAGS.map(([flag, field]) => [flag, { type: 'string' as const, default: String(DEFAULT_LIMITS[field]) }]),
       ),
@@ -74,9 +78,14 @@ async function main(): Promise<void> {
     nodeId: values['node-id'],
     isolatePasswordHashing: true,
     logger,
+    metricsRegistry: createProcessRegistry(),
+    ...(values['admin-port'] === undefined
+      ? {}
+      : { admin: { host: text('admin-host'), port: whole('admin-port', values['admin-port'], 0, 65535) } }),
   });
   // A stable line tests and scripts can wait for (the port may be ephemeral).
-  console.log(`bank listening on ${bank.host}:${bank.port}`);
+  console.log(`bank listening on ${bank.host}:${bank.port} (pid ${process.pid})`);
+  if (bank.adminUrl) console.log(`bank operator page at ${bank.adminUrl}/ (also /healthz, /metrics)`);
   const exit = (code: number): never => {
     logger.flush();
     process.exit(code);

@@ -306,6 +306,17 @@ export class PostgresLedger implements Ledger {
     }));
   }
 
+  /**
+   * A transaction that takes a transaction id and commits: PostgreSQL must
+   * write and flush its commit record, so this fails on a read-only or
+   * recovering server, a full disk or a lost connection (the health check).
+   */
+  async probe(): Promise<void> {
+    await this.inTransaction(async (client) => {
+      await client.query('SELECT txid_current()');
+    });
+  }
+
   async close(): Promise<void> {
     // Everything already asked for still commits.
     while (this.inFlight || this.scheduled || this.queue.length > 0 || this.pendingEvents.events.length > 0) {

@@ -37,6 +37,16 @@ const FINE = new Set(['ok', 'replayed_applied']);
 const UNKNOWN_NAME = new Set(['unknown_user', 'invalid_username', 'invalid_password']);
 const QUIET_ACTIONS = new Set(['bank_start', 'bank_stop', 'audit_recovered', 'logout']);
 
+/**
+ * The event's username when it names an existing account; null when it is
+ * whatever someone typed that matched no account (it may be a password typed
+ * into the wrong field), so logs and the operator page never show it.
+ */
+export function accountName(event: AuditEvent): string | null {
+  if (event.user === null || event.user === '(malformed)' || UNKNOWN_NAME.has(event.outcome)) return null;
+  return event.user;
+}
+
 export class RecentActivity {
   private readonly seconds: Array<{ second: number; latencies: RecordableHistogram }>;
   private readonly events: NotableEvent[] = [];
@@ -62,11 +72,10 @@ export class RecentActivity {
   /** An audited event: kept if it is a refusal or a lockout. */
   observeAudit(event: AuditEvent): void {
     if (FINE.has(event.outcome) || QUIET_ACTIONS.has(event.action)) return;
-    const named = event.user !== null && !UNKNOWN_NAME.has(event.outcome) && event.user !== '(malformed)';
     this.events.unshift({
       at: event.at,
       atm: event.atm,
-      user: named ? event.user : null,
+      user: accountName(event),
       action: event.action,
       outcome: event.outcome,
     });

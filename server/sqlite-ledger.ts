@@ -22,7 +22,7 @@ import Database from 'better-sqlite3';
 import { MAX_BALANCE_CENTS } from '../protocol/money.ts';
 import type { StatementEntry } from '../protocol/messages.ts';
 import type { AuditEvent } from '../audit/event.ts';
-import { GroupSync } from '../runtime/group-sync.ts';
+import { GroupSync, timedSync } from '../runtime/group-sync.ts';
 import type { AuditedCommit } from './audited-commit.ts';
 import type {
   Account,
@@ -62,6 +62,12 @@ CREATE TABLE IF NOT EXISTS journal (
 ) STRICT;
 
 CREATE INDEX IF NOT EXISTS journal_statement ON journal (account_id, status, id);
+
+-- One row the health check rewrites: proof that a commit gets through and syncs.
+CREATE TABLE IF NOT EXISTS health_probe (
+  id        INTEGER PRIMARY KEY CHECK (id = 1),
+  probed_at TEXT    NOT NULL
+) STRICT;
 `;
 
 /**
@@ -151,6 +157,10 @@ function prepareStatements(db: Database.Database) {
       `INSERT INTO journal (account_id, tx_id, kind, amount_cents, status, balance_after_cents, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
+    probe: db.prepare<[string]>(
+      `INSERT INTO health_probe (id, probed_at) VALUES (1, ?)
+       ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at`,
+    ),
     statement: db.prepare<
       [number, number, number],
       { created_at: string; kind: MoneyKind; amount_cents: number; balance_after_cents: number }
@@ -164,7 +174,14 @@ function prepareStatements(db: Database.Database) {
 type Statements = ReturnType<typeof prepareStatements>;
 
 /** Test seams: the WAL's fdatasync (a test can hold one open). */
-export type SqliteLedgerOptions = { syncWal?: (fd: number) => Promise<void> };
+export type SqliteLedgerOptions = {
+  /** Test seam: the WAL's fdatasync (a test can hold one open). */
+  syncWal?: (fd: number) => Promise<void>;
+  /** How long each fdatasync of the WAL took, in seconds (for the fsync metric). */
+  walSynced?: (seconds: number) => void;
+  /** How many requests a committed group settled (for the group-size metric). */
+  committedGroup?: (requests: number) => void;
+};
 
 export class SqliteLedger implements Ledger {
   private readonly db: Database.Database;
@@ -174,6 +191,7 @@ export class SqliteLedger implements Ledger {
   private walFd: number | null = null;
   private readonly wal: GroupSync;
   private groups = 0;
+  private readonly committedGroup: ((requests: number) => void) | undefined;
   private readonly checkpointer: Worker;
   private readonly checkpointerExited: Promise<void>;
 
@@ -183,7 +201,8 @@ export class SqliteLedger implements Ledger {
     options: SqliteLedgerOptions = {},
   ) {
     const syncWal = options.syncWal ?? fdatasync;
-    this.wal = new GroupSync(() => syncWal(this.walDescriptor()));
+    this.wal = new GroupSync(timedSync(() => syncWal(this.walDescriptor()), options.walSynced));
+    this.committedGroup = options.committedGroup;
     this.db = new Database(file);
     fs.chmodSync(file, 0o600);
     this.db.pragma('journal_mode = WAL');
@@ -272,6 +291,17 @@ export class SqliteLedger implements Ledger {
     return balance;
   }
 
+  /**
+   * Commits a write through the group commit and waits for its WAL sync, as
+   * a deposit would: resolves only if the ledger can commit right now.
+   */
+  probe(): Promise<void> {
+    return this.joinGroup(() => {
+      this.statements.probe.run(new Date().toISOString());
+      return { value: undefined, wrote: true, event: null };
+    });
+  }
+
   private joinGroup<T>(run: () => Done<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run, resolve: (value) => resolve(value as T), reject });
@@ -319,6 +349,7 @@ export class SqliteLedger implements Ledger {
     // A group of reads still waits for earlier commits it may have seen:
     // never report a balance that a crash could still take back.
     const durable = this.audited.durable(wrote ? this.committed() : this.wal.all());
+    this.committedGroup?.(batch.length);
     durable.then(
       () => settled.forEach(({ item, value }) => item.resolve(value)),
       (error: unknown) => batch.forEach((item) => item.reject(error)),

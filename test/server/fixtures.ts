@@ -172,6 +172,9 @@ export class MemoryLedger implements Ledger {
       }));
   }
 
+  /** Nothing here can fail to commit. */
+  async probe(): Promise<void> {}
+
   async close(): Promise<void> {}
 
   /** Sets a balance directly, for a test that needs one near a limit. */
