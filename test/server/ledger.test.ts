@@ -41,6 +41,16 @@ describe.each(BACKENDS)('ledger on $name', (backend) => {
     at,
   });
 
+  it.skipIf(backend.skip)(
+    'probes by committing a write of its own, and the probe fails once it cannot commit',
+    async () => {
+      const { ledger, close } = await backend.open();
+      await expect(ledger.probe()).resolves.toBeUndefined();
+      await close();
+      await expect(ledger.probe()).rejects.toThrow();
+    },
+  );
+
   it.skipIf(backend.skip)('commits many concurrent movements in a few group transactions', async () => {
     const { ledger, accountId } = await withAccount();
     const before = ledger.groupStats.groups;
