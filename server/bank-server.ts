@@ -72,7 +72,7 @@ export type BankServerOptions = {
   events?: BankEvents;
   /** Hash passwords in a low-priority child process (the commands do; tests need not). */
   isolatePasswordHashing?: boolean;
-  /** The process's metrics registry (one per process); a fresh one when omitted. */
+  /** The process's metrics registry (one per process); with `admin` and none given, a fresh one. */
   metricsRegistry?: Registry;
   /** Serve /healthz, /metrics and the operator page here (`--admin-port`); none when omitted. */
   admin?: AdminOptions;

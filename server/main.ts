@@ -12,7 +12,6 @@ import { parseArgs } from 'node:util';
 import { FRAME_BODY_LIMIT } from '../protocol/frame.ts';
 import { DEFAULT_BCRYPT_COST, DEFAULT_LIMITS, startBankServer, type BankLimits } from './bank-server.ts';
 import { createLogger } from '../runtime/logger.ts';
-import { createProcessRegistry } from '../runtime/metrics.ts';
 import { formatServiceReport } from './service-report.ts';
 import { isTerminalCommand, runTerminalCommand } from './terminal-commands.ts';
 
@@ -67,6 +66,7 @@ async function main(): Promise<void> {
   for (const [flag, field, min, max] of LIMIT_FLAGS) limits[field] = whole(flag, text(flag), min, max);
   // Every file the bank creates (ledger, WAL, logs, keys) is private to its user.
   process.umask(0o077);
+  const adminPort = values['admin-port'] === undefined ? null : whole('admin-port', values['admin-port'], 0, 65535);
   const logger = createLogger('bank');
   const bank = await startBankServer({
     host: text('host'),
@@ -78,10 +78,13 @@ async function main(): Promise<void> {
     nodeId: values['node-id'],
     isolatePasswordHashing: true,
     logger,
-    metricsRegistry: createProcessRegistry(),
-    ...(values['admin-port'] === undefined
+    ...(adminPort === null
       ? {}
-      : { admin: { host: text('admin-host'), port: whole('admin-port', values['admin-port'], 0, 65535) } }),
+      : {
+          admin: { host: text('admin-host'), port: adminPort },
+          // Metrics are collected only when an admin port can serve them (prom-client costs ~11 MB).
+          metricsRegistry: (await import('../runtime/metrics.ts')).createProcessRegistry(),
+        }),
   });
   // A stable line tests and scripts can wait for (the port may be ephemeral).
   console.log(`bank listening on ${bank.host}:${bank.port} (pid ${process.pid})`);

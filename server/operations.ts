@@ -10,9 +10,9 @@ import type { Registry } from 'prom-client';
 
 import type { AuditEvent } from '../audit/event.ts';
 import type { Logger } from '../runtime/logger.ts';
-import { createAdminApp, LOOPBACK_HOSTS, type AdminAppDeps } from './admin-app.ts';
+import type { AdminAppDeps } from './admin-app.ts';
 import type { AuditObserver } from './audit-tap.ts';
-import { BankMetrics, type BankMetricsSources } from './bank-metrics.ts';
+import type { BankMetrics, BankMetricsSources } from './bank-metrics.ts';
 import { accountName, RecentActivity } from './recent-activity.ts';
 
 export type AdminOptions = {
@@ -24,18 +24,42 @@ export type AdminOptions = {
 
 export type AdminServer = { url: string; close(): Promise<void> };
 
+/** What the bank reports to its metrics; `BankMetrics` when something can read them. */
+export type BankMeter = Pick<BankMetrics, 'request' | 'observeAudit' | 'auditWriteFailed' | 'commitGroup' | 'fsync'>;
+
+const UNREAD: BankMeter = {
+  request: () => {},
+  observeAudit: () => {},
+  auditWriteFailed: () => {},
+  commitGroup: () => {},
+  fsync: () => {},
+};
+
 export class BankOperations {
-  readonly metrics: BankMetrics;
   readonly activity: RecentActivity;
   readonly auditObserver: AuditObserver;
 
-  constructor(
-    readonly registry: Registry,
-    private readonly logger: Logger,
+  /**
+   * Metrics exist only where they can be read (a registry was handed in, or
+   * an admin port will serve one): a bank without either does not load
+   * prom-client, which costs about 11 MB of memory.
+   */
+  static async create(
+    registry: Registry | null,
+    logger: Logger,
     sources: BankMetricsSources,
     nowMs: () => number,
+  ): Promise<BankOperations> {
+    const metrics = registry ? new (await import('./bank-metrics.ts')).BankMetrics(registry, sources) : UNREAD;
+    return new BankOperations(registry, metrics, logger, nowMs);
+  }
+
+  private constructor(
+    private readonly registry: Registry | null,
+    readonly metrics: BankMeter,
+    private readonly logger: Logger,
+    nowMs: () => number,
   ) {
-    this.metrics = new BankMetrics(registry, sources);
     this.activity = new RecentActivity(nowMs);
     this.auditObserver = {
       written: (events) => {
@@ -80,6 +104,9 @@ export class BankOperations {
     options: AdminOptions,
     deps: Omit<AdminAppDeps, 'registry' | 'allowedHosts'>,
   ): Promise<AdminServer> {
+    // Loaded only when asked for: a bank without an admin port does not load Express.
+    const { createAdminApp, LOOPBACK_HOSTS } = await import('./admin-app.ts');
+    if (!this.registry) throw new Error('an admin port needs a metrics registry');
     const loopback = LOOPBACK_HOSTS.includes(options.host) || options.host === '::1';
     const app = createAdminApp({
       ...deps,
