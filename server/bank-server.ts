@@ -116,8 +116,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   const terminals = Terminals.open(paths.dir);
   const auditKey = readAuditKey(paths.auditKey);
   const connections = new Set<BankConnection>();
-  const registry =
-    options.metricsRegistry ?? (options.admin ? new (await import('prom-client')).Registry() : null);
+  const registry = options.metricsRegistry ?? (options.admin ? new (await import('prom-client')).Registry() : null);
   const operations = await BankOperations.create(
     registry,
     logger,

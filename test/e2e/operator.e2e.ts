@@ -49,8 +49,7 @@ async function connect(running: RunningBank, atmId: number): Promise<BankClient>
   const client = await BankClient.connect({
     host: running.host,
     port: running.port,
-    terminalKey: running.terminalKey,
-    atmId,
+    credential: running.credentialFor(atmId),
   });
   clients.push(client);
   return client;

@@ -10,8 +10,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { BankClient } from '../../protocol/client.ts';
-import { readBankAuth } from '../../runtime/key-files.ts';
-import { tempDir } from '../helpers.ts';
+import { credentialFor, tempDir } from '../helpers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const children: Array<{ kill(signal: NodeJS.Signals): boolean }> = [];
@@ -46,8 +45,7 @@ describe('the bank’s log written to a file', () => {
     const client = await BankClient.connect({
       host: '127.0.0.1',
       port: Number(port),
-      terminalKey: readBankAuth(path.join(dataDir, 'bank.auth')),
-      atmId: 3,
+      credential: credentialFor(dataDir, 3),
     });
     try {
       await client.signup('logged', 'password1');
