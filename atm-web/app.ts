@@ -43,6 +43,8 @@ export type AtmAppDeps = {
   sessionIdleMs?: number;
   /** Login and signup attempts allowed per client address per window. */
   authRateLimit?: { windowMs: number; limit: number };
+  /** How long a page waits for a bank link that is moving to another node before answering 503 (default 3 s). */
+  bankWaitMs?: number;
   logger?: Logger;
   /** When receipts say a transaction happened (default: the system clock). */
   clock?: () => Date;
@@ -127,7 +129,7 @@ export function createApp(deps: AtmAppDeps): express.Express {
   });
   app.use(csrfProtection);
   app.use(exposeCsrfToken);
-  app.use(requireBank(deps.bank));
+  app.use(requireBank(deps.bank, deps.bankWaitMs));
   app.use(authRoutes({ bank: deps.bank, rateLimit: deps.authRateLimit }));
   const sessionIdleSeconds = Math.round(idleMs / 1000);
   const timeZone = deps.timeZone ?? processTimeZone();

@@ -11,7 +11,7 @@ import { atmKeyFileName, createSecretFile, readAtmCredential } from '../runtime/
 import { secureRandom } from '../protocol/crypto.ts';
 import { silentLogger, type Logger } from '../runtime/logger.ts';
 import { createApp, SESSION_IDLE_MS, type AtmAppDeps } from './app.ts';
-import { BankLink, type BankLinkOptions } from './bank-link.ts';
+import { BankLink, type BankEndpoint, type BankLinkOptions } from './bank-link.ts';
 import { SqliteSessionStore } from './session-store.ts';
 
 export const ATM_PORT_BASE = 5000;
@@ -19,8 +19,8 @@ export const MAX_ATM_NUMBER = 65535 - ATM_PORT_BASE;
 
 export type AtmOptions = {
   atmId: number;
-  bankHost: string;
-  bankPort: number;
+  /** The bank's nodes; the ATM moves to the next when its link dies. */
+  banks: BankEndpoint[];
   dataDir: string;
   host: string;
   /** Defaults to 5000 + atmId; 0 picks a free port (tests). */
@@ -55,8 +55,7 @@ export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
   }
   const credential = readAtmCredential(keyFile, options.atmId);
   const link = new BankLink({
-    host: options.bankHost,
-    port: options.bankPort,
+    banks: options.banks,
     credential,
     logger,
     customerIdleMs: options.sessionIdleMs ?? SESSION_IDLE_MS,

@@ -5,7 +5,8 @@
 import type { NextFunction, Request, Response } from 'express';
 
 import type { BankError } from '../protocol/errors.ts';
-import type { BankLink, CustomerHandle } from './bank-link.ts';
+import type { BankClient, CustomerSession } from '../protocol/client.ts';
+import type { BankLink } from './bank-link.ts';
 
 const SESSION_ENDED = 'Your session has ended. Please log in again.';
 
@@ -18,13 +19,20 @@ export function sessionEnded(req: Request, res: Response): void {
   res.redirect(303, '/login');
 }
 
-/** Resolves the customer's live bank session into `res.locals`, or sends them to log in again. */
+/** Calls to the bank on the customer's behalf (through `BankLink.run`, which follows the link between nodes). */
+export type LiveCustomer = {
+  run<T>(call: (client: BankClient, session: CustomerSession) => Promise<T>): Promise<T>;
+};
+
+/** Resolves the logged-in customer into `res.locals`, or sends them to log in again. */
 export function requireCustomer(bank: BankLink, sessionIdleSeconds: number) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const customer = req.session.customer;
     if (!customer) return res.redirect(303, '/login');
-    const live = bank.customer(customer.handle);
-    if (!live) return sessionEnded(req, res);
+    // Still logged in while the link moves between nodes: the session reopens on the next one.
+    if (!bank.hasCustomer(customer.handle)) return sessionEnded(req, res);
+    const { handle } = customer;
+    const live: LiveCustomer = { run: (call) => bank.run(handle, call) };
     res.locals.customer = live;
     res.locals.username = customer.username;
     // Logged-in pages warn before the idle timeout (public/session-timer.js).
@@ -34,8 +42,8 @@ export function requireCustomer(bank: BankLink, sessionIdleSeconds: number) {
   };
 }
 
-export function liveCustomer(res: Response): CustomerHandle {
-  return res.locals.customer as CustomerHandle;
+export function liveCustomer(res: Response): LiveCustomer {
+  return res.locals.customer as LiveCustomer;
 }
 
 /** A bank refusal the customer should read, on `page` after the redirect; `amount` is what they typed. */

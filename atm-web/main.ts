@@ -1,5 +1,5 @@
 /**
- * `npm run atm -- N [--bank 127.0.0.1:65432] [--data-dir ./data] [--host 127.0.0.1] [--port P] [--secure-cookies] [--auth-rate-limit 20]`
+ * `npm run atm -- N [--bank 127.0.0.1:65432[,host:port...]] [--data-dir ./data] [--host 127.0.0.1] [--port P] [--secure-cookies] [--auth-rate-limit 20]`
  */
 import { parseArgs } from 'node:util';
 
@@ -8,7 +8,7 @@ import { createProcessRegistry } from '../runtime/metrics.ts';
 import { MAX_ATM_NUMBER, startAtm } from './atm.ts';
 
 const USAGE =
-  'usage: npm run atm -- N [--bank 127.0.0.1:65432] [--data-dir ./data] [--host 127.0.0.1] [--port P] [--secure-cookies] ' +
+  'usage: npm run atm -- N [--bank 127.0.0.1:65432[,host:port...]] [--data-dir ./data] [--host 127.0.0.1] [--port P] [--secure-cookies] ' +
   '[--auth-rate-limit 20 (login and signup attempts per address per 15 minutes)]';
 
 function parseWhole(label: string, value: string | undefined, min: number, max: number): number {
@@ -32,14 +32,16 @@ async function main(): Promise<void> {
   });
   if (positionals.length !== 1) throw new Error('give exactly one ATM number');
   const atmId = parseWhole('the ATM number', positionals[0], 1, MAX_ATM_NUMBER);
-  const bank = /^(.+):([0-9]+)$/.exec(values.bank);
-  if (!bank) throw new Error('--bank must be host:port');
+  const banks = values.bank.split(',').map((address) => {
+    const match = /^(.+):([0-9]+)$/.exec(address.trim());
+    if (!match) throw new Error('--bank must be host:port, or several separated by commas');
+    return { host: match[1] ?? '127.0.0.1', port: parseWhole('--bank port', match[2], 1, 65535) };
+  });
   process.umask(0o077);
   const logger = createLogger(`atm-${atmId}`);
   const atm = await startAtm({
     atmId,
-    bankHost: bank[1] ?? '127.0.0.1',
-    bankPort: parseWhole('--bank port', bank[2], 1, 65535),
+    banks,
     dataDir: values['data-dir'],
     host: values.host,
     ...(values.port === undefined ? {} : { port: parseWhole('--port', values.port, 0, 65535) }),

@@ -32,6 +32,7 @@ import {
 import { ATM_START_TARGET_MS, measureCliStart } from './cli-start.ts';
 import { schedulingGaps } from './machine.ts';
 import { pgbenchAvailable, runPgbench } from './pgbench.ts';
+import { runPostgresBench, type PostgresBench } from './postgres.ts';
 import { cpuSeconds, memoryMb } from './proc.ts';
 import { round, summarize } from './stats.ts';
 import { postLoop, signInUsers } from './web.ts';
@@ -283,6 +284,18 @@ async function main(): Promise<void> {
   }
   const ratio = peak.tps / pgbenchTps;
   log(`ours / pgbench: ${round(ratio)}x`);
+
+  // The same mix with the ledger in PostgreSQL: one node, then two nodes sharing it.
+  let onPostgres: PostgresBench | null = null;
+  if (pgbenchAvailable()) {
+    onPostgres = await runPostgresBench({ seconds, connections, sessionsEach });
+    const { oneNode, twoNodes } = onPostgres;
+    log(
+      `PostgreSQL ledger, one node: ${round(oneNode.tps, 0)} tps (p99 ${round(oneNode.p99Ms)} ms), ` +
+        `${round(oneNode.tps / pgbenchTps)}x pgbench; two nodes: ${round(twoNodes.tps, 0)} tps ` +
+        `(p99 ${round(twoNodes.p99Ms)} ms), ${round(twoNodes.tps / pgbenchTps)}x pgbench`,
+    );
+  }
   fs.rmSync(dataDir, { recursive: true, force: true });
 
   const cliStart = await cliStartPhase();
@@ -307,6 +320,10 @@ async function main(): Promise<void> {
         pgbench_tps: round(pgbenchTps, 1),
         pgbench_half_load_p99_ms: round(pgbenchHalf.p99Ms, 3),
         ratio: round(ratio, 3),
+        pg_one_node_tps: onPostgres ? round(onPostgres.oneNode.tps, 1) : null,
+        pg_one_node_p99_ms: onPostgres ? round(onPostgres.oneNode.p99Ms, 3) : null,
+        pg_two_nodes_tps: onPostgres ? round(onPostgres.twoNodes.tps, 1) : null,
+        pg_two_nodes_p99_ms: onPostgres ? round(onPostgres.twoNodes.p99Ms, 3) : null,
         http_rps: round(atmRps, 1),
         bare_http_rps: round(bareRps, 1),
         http_ratio: round(httpRatio, 3),

@@ -52,8 +52,7 @@ async function main(): Promise<void> {
   Terminals.open(dataDir).provision(1);
   const atm = await startAtm({
     atmId: 1,
-    bankHost: HOST,
-    bankPort: bank.port,
+    banks: [{ host: HOST, port: bank.port }],
     dataDir,
     host: HOST,
     port: port('--port', values.port),

@@ -54,6 +54,8 @@ export class CustomerSession {
     readonly id: string,
     /** The customer's previous login, as the bank told it at this login (null on the first). */
     readonly lastLogin: LastLogin = null,
+    /** Reopens the session on another connection (`BankClient.resume`); opaque here, null if the bank issues none. */
+    readonly ticket: string | null = null,
   ) {}
 }
 
@@ -157,7 +159,12 @@ export class BankClient {
     return this.expect('card_confirm', await this.request(null, { op: 'card_confirm' }));
   }
 
-  private openSession(result: ResultOf<'login'> | ResultOf<'card_login'>): CustomerSession {
+  /** Reopens a customer's session on this connection with the ticket of an earlier one (no password). */
+  async resume(ticket: string): Promise<CustomerSession> {
+    return this.openSession(this.expect('resume', await this.request(null, { op: 'resume', ticket })));
+  }
+
+  private openSession(result: ResultOf<'login' | 'card_login' | 'resume'>): CustomerSession {
     const masterSecret = Buffer.from(result.masterSecret, 'base64');
     try {
       if (masterSecret.length !== KEY_BYTES) throw new ProtocolError('ERR_BAD_MESSAGE', 'bad master secret');
@@ -165,9 +172,10 @@ export class BankClient {
     } finally {
       wipe(masterSecret);
     }
-    // A card login's answer does not say (the terminal ATM shows no account summary).
+    // A card login's answer does not say (the terminal ATM shows no account summary), nor does a
+    // resumption (the web session keeps what its login was told).
     const lastLogin = result.op === 'login' ? result.lastLogin : null;
-    const session = new CustomerSession(result.username, result.sessionId, lastLogin);
+    const session = new CustomerSession(result.username, result.sessionId, lastLogin, result.ticket ?? null);
     this.sessions.add(session);
     return session;
   }

@@ -17,6 +17,8 @@ const Cents = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const Credential = z.string().max(1024);
 
 const Credentials = { username: Credential, password: Credential };
+/** A resumption ticket: opaque to the ATM, sealed by the bank (server/ticket.ts). */
+const Ticket = z.string().regex(/^[A-Za-z0-9_-]{1,512}$/);
 
 /**
  * The customer's address as the ATM saw it (IPv4, IPv6, an IPv4-mapped IPv6
@@ -74,6 +76,8 @@ export const RequestSchema = z.discriminatedUnion('op', [
   /** A card account's customer session (the terminal ATM's card login). */
   z.strictObject({ id: RequestId, op: z.literal('card_login'), account: CardAccount, card: CardSecret }),
   z.strictObject({ id: RequestId, op: z.literal('ping') }),
+  /** Reopens a logged-in customer's session on this connection (another node, or after a reconnect). */
+  z.strictObject({ id: RequestId, op: z.literal('resume'), ticket: Ticket }),
   z.strictObject({ id: RequestId, op: z.literal('deposit'), txId: TxId, amountCents: Cents, ...Client }),
   z.strictObject({ id: RequestId, op: z.literal('withdraw'), txId: TxId, amountCents: Cents, ...Client }),
   z.strictObject({ id: RequestId, op: z.literal('balance'), ...Client }),
@@ -103,6 +107,7 @@ export type RequestBody = Request extends infer R ? (R extends { id: number } ? 
 export const CHANNEL_OPS: ReadonlySet<RequestOp> = new Set([
   'signup',
   'login',
+  'resume',
   'ping',
   'card',
   'card_confirm',
@@ -131,6 +136,15 @@ const MoneyResult = {
   replayed: z.boolean(),
 };
 
+/** A customer session opened by a login or a resumption, and the ticket that can reopen it. */
+const OpenedSession = {
+  username: z.string(),
+  sessionId: z.string().regex(/^[0-9a-f]{16}$/),
+  masterSecret: z.string().regex(/^[A-Za-z0-9+/]{43}=$/),
+  /** Absent when the bank issues no tickets. */
+  ticket: Ticket.optional(),
+};
+
 export const ResponseSchema = z.discriminatedUnion('ok', [
   z.strictObject({
     id: RequestId,
@@ -145,24 +159,14 @@ export const ResponseSchema = z.discriminatedUnion('ok', [
     ok: z.literal(true),
     result: z.discriminatedUnion('op', [
       z.strictObject({ op: z.literal('signup'), username: z.string() }),
-      z.strictObject({
-        op: z.literal('login'),
-        username: z.string(),
-        sessionId: z.string().regex(/^[0-9a-f]{16}$/),
-        masterSecret: z.string().regex(/^[A-Za-z0-9+/]{43}=$/),
-        lastLogin: LastLoginSchema,
-      }),
+      z.strictObject({ op: z.literal('login'), ...OpenedSession, lastLogin: LastLoginSchema }),
+      z.strictObject({ op: z.literal('resume'), ...OpenedSession }),
       z.strictObject({ op: z.literal('ping') }),
       /** The conversation is held; `card` is the new card's secret for `open`, else empty. */
       z.strictObject({ op: z.literal('card'), card: CardSecret.or(z.literal('')) }),
       /** Applied and durable; the balance after it (what `balance` prints). */
       z.strictObject({ op: z.literal('card_confirm'), balanceCents: Cents }),
-      z.strictObject({
-        op: z.literal('card_login'),
-        username: z.string(),
-        sessionId: z.string().regex(/^[0-9a-f]{16}$/),
-        masterSecret: z.string().regex(/^[A-Za-z0-9+/]{43}=$/),
-      }),
+      z.strictObject({ op: z.literal('card_login'), ...OpenedSession }),
       z.strictObject({ op: z.literal('deposit'), ...MoneyResult }),
       z.strictObject({ op: z.literal('withdraw'), ...MoneyResult }),
       z.strictObject({ op: z.literal('balance'), balanceCents: Cents }),

@@ -135,7 +135,8 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   const { ledger, audit } = await openLedger(options, tap, auditKey, random, logger, operations.metrics);
   const cost = options.bcryptCost ?? DEFAULT_BCRYPT_COST;
   const passwords = options.isolatePasswordHashing ? processHasher(cost) : inlineHasher(cost);
-  const bank = new Bank({ ledger, audit, clock, passwords });
+  const tickets = { key: readAuditKey(paths.ticketKey), random };
+  const bank = new Bank({ ledger, audit, clock, passwords, tickets });
   const cards = new CardDesk({ bank, ledger, cardKey: loadCardKey(paths.dir, random), random, clock });
   const events = options.events ?? {};
   const system = { atmId: null, username: null, accountId: null };

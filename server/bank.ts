@@ -18,7 +18,9 @@ import {
   checkTransactionCents,
 } from '../protocol/money.ts';
 import type { Account, Ledger, LoginRecord, MoneyDecision, MoneyKind, MoneyOutcome, MoneyRequest } from './ledger.ts';
+import type { RandomSource } from '../protocol/crypto.ts';
 import type { PasswordHasher } from './password-hasher.ts';
+import { TICKET_LIFETIME_MS, openTicket, sealTicket } from './ticket.ts';
 
 export const USERNAME_PATTERN = /^[a-z0-9_.-]{3,32}$/;
 export const PASSWORD_MIN_BYTES = 8;
@@ -43,6 +45,8 @@ export type BankOptions = {
   audit: AuditSink;
   clock: Clock;
   passwords: PasswordHasher;
+  /** The key all nodes share for resumption tickets (ticket.key); without it no tickets are issued. */
+  tickets?: { key: Buffer; random: RandomSource };
 };
 
 /** Who is asking: which ATM and channel, and (after login) which customer. */
@@ -102,8 +106,10 @@ export class Bank {
   private readonly clock: Clock;
   private readonly passwords: PasswordHasher;
   private dummyHash: Promise<string> | null = null;
+  private readonly tickets: BankOptions['tickets'];
 
   constructor(options: BankOptions) {
+    this.tickets = options.tickets;
     this.ledger = options.ledger;
     this.audit = options.audit;
     this.clock = options.clock;
@@ -167,6 +173,45 @@ export class Bank {
     const lastLogin = await this.ledger.recordLoginSuccess(account.id, { at: this.now(), atmId: actor.atmId });
     await this.audited(who, 'login', null, 'ok');
     return { accountId: account.id, username: account.username, lastLogin };
+  }
+
+  /** A ticket that reopens this customer's session for this ATM, on any node, until it expires; null without a key. */
+  issueTicket(actor: Actor, customer: LoggedIn, channel: Channel): string | null {
+    if (!this.tickets || actor.atmId === null) return null;
+    const expiresAt = this.clock().getTime() + TICKET_LIFETIME_MS;
+    const { accountId, username } = customer;
+    const claims = { accountId, username, atmId: actor.atmId, expiresAt, channel };
+    return sealTicket(this.tickets.key, claims, this.tickets.random);
+  }
+
+  /**
+   * Reopens a customer's session from a ticket (the ATM's link moved to
+   * this node, or reconnected). Refused when the ticket is forged, was
+   * issued to another ATM, has expired, or its account is gone or locked.
+   * The session keeps the channel it was opened on (a card login stays a
+   * terminal session), and with it that channel's limits and audit name.
+   */
+  async resume(actor: Actor, ticket: string): Promise<LoggedIn & { channel: Channel }> {
+    const ended = new BankError('ERR_NOT_LOGGED_IN', 'Your session has ended. Please log in again.');
+    if (!this.tickets || actor.atmId === null) throw ended;
+    const opened = openTicket(this.tickets.key, ticket, actor.atmId, this.clock().getTime());
+    if (!opened.ok) {
+      await this.audited(actor, 'login', null, 'resume_refused', opened.reason);
+      throw ended;
+    }
+    const { claims } = opened;
+    const who: Actor = { ...actor, username: claims.username, accountId: claims.accountId, channel: claims.channel };
+    const account = await this.ledger.findAccount(claims.username);
+    if (!account || account.id !== claims.accountId) {
+      await this.audited(who, 'login', null, 'resume_refused', 'unknown_account');
+      throw ended;
+    }
+    if (account.lockedUntil !== null && account.lockedUntil > this.clock().getTime()) {
+      await this.audited(who, 'login', null, 'resume_refused', 'locked');
+      throw ended;
+    }
+    await this.audited(who, 'login', null, 'resumed');
+    return { accountId: account.id, username: account.username, channel: claims.channel };
   }
 
   async logout(actor: Actor): Promise<void> {

@@ -299,10 +299,16 @@ export class BankConnection {
         return { op: 'signup', ...(await bank.signup(actor, request.username, request.password)) };
       case 'login':
         return this.login(actor, request.username, request.password, request.channel ?? 'web');
+      case 'resume': {
+        this.checkSessionRoom();
+        const { channel, ...customer } = await bank.resume(actor, request.ticket);
+        return this.openSession({ ...actor, channel }, customer, channel, 'resume');
+      }
       case 'card_login': {
         this.checkSessionRoom();
-        const customer = await this.deps.cards.login({ ...actor, channel: 'terminal' }, request.account, request.card);
-        return this.openSession(customer, 'terminal', 'card_login');
+        const terminal = { ...actor, channel: 'terminal' as const };
+        const customer = await this.deps.cards.login(terminal, request.account, request.card);
+        return this.openSession(terminal, customer, 'terminal', 'card_login');
       }
       case 'card':
         return this.prepareCard(actor, request);
@@ -331,7 +337,7 @@ export class BankConnection {
   private async login(actor: Actor, username: string, password: string, channel: Channel): Promise<ResponseResult> {
     this.checkSessionRoom();
     const { lastLogin, ...account } = await this.deps.bank.login({ ...actor, channel }, username, password);
-    return { ...this.openSession(account, channel, 'login'), lastLogin };
+    return { ...this.openSession({ ...actor, channel }, account, channel, 'login'), lastLogin };
   }
 
   private checkSessionRoom(): void {
@@ -368,12 +374,16 @@ export class BankConnection {
     return { op: 'card_confirm', balanceCents: result.balanceCents };
   }
 
-  /** Gives the customer a session of their own on this connection, with fresh keys. */
-  private openSession<Op extends 'login' | 'card_login'>(
+  /**
+   * Gives the customer a session of their own on this connection, with fresh
+   * keys, and a ticket that reopens it (same channel) on any node of this bank.
+   */
+  private openSession<Op extends 'login' | 'card_login' | 'resume'>(
+    actor: Actor,
     account: LoggedIn,
     kind: Channel,
     op: Op,
-  ): { op: Op; username: string; sessionId: string; masterSecret: string } {
+  ): { op: Op; username: string; sessionId: string; masterSecret: string; ticket?: string } {
     this.checkSessionRoom();
     const channel = this.channel;
     if (!channel || channel.closed) throw new BankError('ERR_UNAVAILABLE', 'Connection closed.');
@@ -386,7 +396,14 @@ export class BankConnection {
     const masterSecret = this.deps.random(KEY_BYTES);
     const id = channel.openSession(sessionId, masterSecret);
     this.customers.set(id, { ...account, channel: kind });
-    const result = { op, username: account.username, sessionId: id, masterSecret: masterSecret.toString('base64') };
+    const ticket = this.deps.bank.issueTicket(actor, account, kind);
+    const result = {
+      op,
+      username: account.username,
+      sessionId: id,
+      masterSecret: masterSecret.toString('base64'),
+      ...(ticket === null ? {} : { ticket }),
+    };
     wipe(masterSecret);
     return result;
   }
@@ -491,6 +508,8 @@ function describeResult(result: ResponseResult): string {
       return `${result.op} of ${result.amountCents} cents ${result.replayed ? 'replayed' : 'applied'}`;
     case 'login':
       return 'login successful';
+    case 'resume':
+      return 'session resumed';
     default:
       return `${result.op} done`;
   }

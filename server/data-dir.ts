@@ -8,6 +8,7 @@
  *   audit-signing.key  the Ed25519 seed that signs audit checkpoints for the ATMs (0600)
  *   ledger.db       the SQLite ledger (0600, plus its -wal and -shm files)
  *   audit/          the plaintext and encrypted audit logs
+ *   ticket.key      the key of customers' resumption tickets, shared by all nodes (0600)
  *   node.id         this node's name in a shared PostgreSQL ledger's audit table
  */
 import fs from 'node:fs';
@@ -25,9 +26,16 @@ import { createBankKeys } from './terminals.ts';
 
 export const LEDGER_FILE = 'ledger.db';
 export const NODE_ID_FILE = 'node.id';
+export const TICKET_KEY_FILE = 'ticket.key';
 const NODE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-export type DataDirPaths = { dir: string; auditKey: string; auditSigningKey: string; ledger: string };
+export type DataDirPaths = {
+  dir: string;
+  auditKey: string;
+  auditSigningKey: string;
+  ticketKey: string;
+  ledger: string;
+};
 
 export function prepareDataDir(dir: string, random: RandomSource): DataDirPaths {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -36,11 +44,14 @@ export function prepareDataDir(dir: string, random: RandomSource): DataDirPaths 
     dir,
     auditKey: path.join(dir, AUDIT_KEY_FILE),
     auditSigningKey: path.join(dir, AUDIT_SIGNING_KEY_FILE),
+    ticketKey: path.join(dir, TICKET_KEY_FILE),
     ledger: path.join(dir, LEDGER_FILE),
   };
   createBankKeys(dir);
   createSecretFile(paths.auditKey, encodeAuditKey(random(KEY_BYTES)));
   createSecretFile(paths.auditSigningKey, encodeAuditSigningKey(random(KEY_BYTES)));
+  // Same format as audit.key (32 bytes, base64), a different key for a different job.
+  createSecretFile(paths.ticketKey, encodeAuditKey(random(KEY_BYTES)));
   return paths;
 }
 

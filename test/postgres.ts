@@ -4,7 +4,14 @@
  * are skipped with a message saying so. Each caller gets a database of its
  * own, so test files run in parallel without seeing each other's rows.
  */
+import fs from 'node:fs';
+import path from 'node:path';
+
 import pg from 'pg';
+
+import { SHARED_KEY_FILES } from '../cluster/cluster.ts';
+import { tempDir } from './helpers.ts';
+import { spawnBank, type Spawned } from './process.ts';
 
 export const TEST_POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? '';
 
@@ -58,4 +65,25 @@ export async function queryRows<T extends pg.QueryResultRow>(
   } finally {
     await client.end();
   }
+}
+
+export type SpawnedNode = Spawned & { dataDir: string; port: number };
+
+/**
+ * Bank nodes as real processes on one PostgreSQL ledger, each with its own
+ * data dir holding copies of the first node's shared keys (as an operator
+ * would copy them). The caller kills them.
+ */
+export async function spawnNodes(url: string, count: number): Promise<SpawnedNode[]> {
+  const nodes: SpawnedNode[] = [];
+  for (let i = 0; i < count; i += 1) {
+    const dataDir = tempDir();
+    const first = nodes[0];
+    if (first) {
+      for (const file of SHARED_KEY_FILES) fs.copyFileSync(path.join(first.dataDir, file), path.join(dataDir, file));
+    }
+    const node = await spawnBank(dataDir, ['--ledger', url, '--node-id', `node-${i + 1}`]);
+    nodes.push({ ...node, dataDir });
+  }
+  return nodes;
 }

@@ -49,7 +49,7 @@ export function authRoutes(deps: AuthDeps): Router {
   const loggedIn = (req: Request): boolean => {
     const customer = req.session.customer;
     if (!customer) return false;
-    if (deps.bank.customer(customer.handle)) return true;
+    if (deps.bank.hasCustomer(customer.handle)) return true;
     delete req.session.customer;
     return false;
   };

@@ -38,8 +38,8 @@ export function passwordRoutes(deps: PasswordDeps): Router {
     if (!current) return renderForm(res, 400, 'Enter your current password.', 'current');
     if (!next) return renderForm(res, 400, 'Choose a new password.', 'new');
     if (next !== again) return renderForm(res, 400, 'The two new passwords are not the same.', 'confirm');
-    const { client, session } = liveCustomer(res);
-    const outcome = await callBank(() => client.changePassword(session, current, next));
+    const live = liveCustomer(res);
+    const outcome = await callBank(() => live.run((client, session) => client.changePassword(session, current, next)));
     if (!outcome.ok) {
       const { code } = outcome.error;
       if (code === 'ERR_NOT_LOGGED_IN') return refuse(req, res, outcome.error);

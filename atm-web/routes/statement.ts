@@ -40,10 +40,12 @@ export function statementRoutes(deps: StatementDeps): Router {
   const customerOnly = requireCustomer(deps.bank, deps.sessionIdleSeconds);
 
   router.get('/statement', customerOnly, async (req, res) => {
-    const { client, session } = liveCustomer(res);
+    const customer = liveCustomer(res);
     const page = pageOf(req);
     const offset = (page - 1) * STATEMENT_PAGE;
-    const outcome = await callBank(() => client.statement(session, { offset, limit: STATEMENT_PAGE }));
+    const outcome = await callBank(() =>
+      customer.run((client, session) => client.statement(session, { offset, limit: STATEMENT_PAGE })),
+    );
     if (!outcome.ok) return refuse(req, res, outcome.error);
     const { entries, more } = outcome.value;
     res.render('statement', {
@@ -65,10 +67,12 @@ export function statementRoutes(deps: StatementDeps): Router {
   });
 
   router.get('/statement.csv', customerOnly, async (req, res) => {
-    const { client, session } = liveCustomer(res);
+    const customer = liveCustomer(res);
     const rows: string[][] = [];
     for (let offset = 0; offset <= STATEMENT_MAX_OFFSET; offset += STATEMENT_MAX_PAGE) {
-      const outcome = await callBank(() => client.statement(session, { offset, limit: STATEMENT_MAX_PAGE }));
+      const outcome = await callBank(() =>
+        customer.run((client, session) => client.statement(session, { offset, limit: STATEMENT_MAX_PAGE })),
+      );
       if (!outcome.ok) return refuse(req, res, outcome.error);
       rows.push(...outcome.value.entries.map(csvRow));
       if (!outcome.value.more) break;

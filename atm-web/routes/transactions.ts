@@ -62,8 +62,8 @@ export function transactionRoutes(deps: TransactionDeps): Router {
 
   /** The account summary every logged-in screen shows, with the balance read from the bank now. */
   const summary = async (req: Request, res: Response): Promise<Record<string, unknown> | null> => {
-    const { client, session } = liveCustomer(res);
-    const outcome = await callBank(() => client.balance(session));
+    const customer = liveCustomer(res);
+    const outcome = await callBank(() => customer.run((client, session) => client.balance(session)));
     if (!outcome.ok) {
       if (outcome.error.code === 'ERR_NOT_LOGGED_IN') sessionEnded(req, res);
       else throw new HttpError(503, 'BANK_UNAVAILABLE', outcome.error.message);
@@ -115,10 +115,13 @@ export function transactionRoutes(deps: TransactionDeps): Router {
     cents: Cents,
     typed: string,
   ) => {
-    const { client, session } = liveCustomer(res);
+    const customer = liveCustomer(res);
     const back = kind === 'deposit' ? '/deposit' : '/withdraw';
+    // The same txId however many links it takes: the customer sees the real outcome (BankLink.run).
     const outcome = await callBank<MoneyResult>(() =>
-      kind === 'deposit' ? client.deposit(session, txId, cents) : client.withdraw(session, txId, cents),
+      customer.run((client, session) =>
+        kind === 'deposit' ? client.deposit(session, txId, cents) : client.withdraw(session, txId, cents),
+      ),
     );
     if (!outcome.ok) {
       if (outcome.error.code === 'ERR_INSUFFICIENT_FUNDS') return refuseOverdraft(req, res, typed);
@@ -142,8 +145,8 @@ export function transactionRoutes(deps: TransactionDeps): Router {
 
   /** "Insufficient funds: $12.50 available", on the withdrawal screen with the amount still typed. */
   const refuseOverdraft = async (req: Request, res: Response, typed: string): Promise<void> => {
-    const { client, session } = liveCustomer(res);
-    const balance = await callBank(() => client.balance(session));
+    const customer = liveCustomer(res);
+    const balance = await callBank(() => customer.run((client, session) => client.balance(session)));
     if (!balance.ok) return refuse(req, res, balance.error, '/withdraw', typed);
     req.session.flash = { kind: 'error', text: insufficientFunds(balance.value), amount: typed };
     res.redirect(303, '/withdraw');
@@ -153,8 +156,8 @@ export function transactionRoutes(deps: TransactionDeps): Router {
     const action = formField(req.body, 'action');
     if (!isAction(action)) throw new HttpError(400, 'BAD_REQUEST', 'Choose Deposit, Withdraw or Check balance.');
     if (action === 'balance') {
-      const { client, session } = liveCustomer(res);
-      const outcome = await callBank(() => client.balance(session));
+      const customer = liveCustomer(res);
+      const outcome = await callBank(() => customer.run((client, session) => client.balance(session)));
       if (!outcome.ok) return refuse(req, res, outcome.error);
       req.session.flash = { kind: 'info', text: `Current balance: ${formatCents(outcome.value)}` };
       return res.redirect(303, '/');
@@ -182,8 +185,8 @@ export function transactionRoutes(deps: TransactionDeps): Router {
   router.get('/withdraw/confirm', customerOnly, async (req, res) => {
     const pending = req.session.pendingWithdrawal;
     if (!pending) return res.redirect(303, '/withdraw');
-    const { client, session } = liveCustomer(res);
-    const balance = await callBank(() => client.balance(session));
+    const customer = liveCustomer(res);
+    const balance = await callBank(() => customer.run((client, session) => client.balance(session)));
     if (!balance.ok) return refuse(req, res, balance.error, '/withdraw', pending.typed);
     // Refused now rather than after confirming; the bank still has the last word at confirmation.
     if (pending.amountCents > balance.value) {

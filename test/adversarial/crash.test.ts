@@ -31,8 +31,7 @@ describe('a bank crash', () => {
     children.track(first);
     const atms = [1, 2, 3].map((atmId) => {
       const link = new BankLink({
-        host: '127.0.0.1',
-        port: first.port,
+        banks: [{ host: '127.0.0.1', port: first.port }],
         credential: credentialFor(dataDir, atmId),
         logger: silentLogger,
         initialBackoffMs: 50,

@@ -4,8 +4,9 @@ import request from 'supertest';
 import { expect } from 'vitest';
 
 import { createApp } from '../../atm-web/app.ts';
-import { BankLink } from '../../atm-web/bank-link.ts';
+import { BankLink, type BankEndpoint } from '../../atm-web/bank-link.ts';
 import { SqliteSessionStore } from '../../atm-web/session-store.ts';
+import type { AtmCredential } from '../../protocol/handshake.ts';
 import { silentLogger, type Logger } from '../../runtime/logger.ts';
 import { tempDir, type TestBank } from '../helpers.ts';
 
@@ -24,26 +25,47 @@ export async function startTestAtm(
     authRateLimit?: { windowMs: number; limit: number };
     requestTimeoutMs?: number;
     logger?: Logger;
+    inDoubtBudgetMs?: number;
+  } = {},
+): Promise<TestAtm> {
+  return startAtmApp(
+    [{ host: '127.0.0.1', port: options.port ?? bank.bank.port }],
+    bank.bank.credentialFor(atmId),
+    options,
+  );
+}
+
+/** Like `startTestAtm`, for a bank of several nodes (the link fails over between them). */
+export async function startAtmApp(
+  banks: BankEndpoint[],
+  credential: AtmCredential,
+  options: {
+    authRateLimit?: { windowMs: number; limit: number };
+    requestTimeoutMs?: number;
+    bankWaitMs?: number;
+    inDoubtBudgetMs?: number;
+    logger?: Logger;
   } = {},
 ): Promise<TestAtm> {
   const link = new BankLink({
-    host: '127.0.0.1',
-    port: options.port ?? bank.bank.port,
-    credential: bank.bank.credentialFor(atmId),
+    banks,
+    credential,
     logger: silentLogger,
     initialBackoffMs: 20,
     maxBackoffMs: 200,
     requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    ...(options.inDoubtBudgetMs === undefined ? {} : { inDoubtBudgetMs: options.inDoubtBudgetMs }),
   });
   await link.start();
   const store = new SqliteSessionStore(path.join(tempDir(), 'sessions.db'), 15 * 60_000);
   const app = createApp({
-    atmId,
+    atmId: credential.atmId,
     bank: link,
     sessionStore: store,
     sessionSecret: 'test-session-secret-not-used-in-production',
     authRateLimit: options.authRateLimit ?? { windowMs: 60_000, limit: 1_000 },
     ...(options.logger ? { logger: options.logger } : {}),
+    bankWaitMs: options.bankWaitMs,
   });
   return {
     app,

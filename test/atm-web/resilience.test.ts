@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -24,7 +27,7 @@ async function atmFor(bank: TestBank, atmId = 1): Promise<TestAtm> {
 }
 
 describe('the ATM and the bank connection', () => {
-  it('answers 503 while the bank is down, keeps running, and recovers when it is back', async () => {
+  it('answers 503 while the bank is down, keeps running, and keeps the customer logged in when it is back', async () => {
     const first = await bankAt();
     const atm = await atmFor(first);
     const agent = request.agent(atm.app);
@@ -41,10 +44,19 @@ describe('the ATM and the bank connection', () => {
       expect(response.text).toContain('The bank is unavailable, try again shortly.');
     }
 
-    // Same data directory and port: the bank restarts, the ATM reconnects by itself.
+    // Same data directory and port: the bank restarts, the ATM reconnects by itself, and the
+    // customer is still logged in: the session reopens on the new link with its ticket.
+    const second = await bankAt({ dataDir: first.dataDir, port: first.bank.port });
+    await atm.link.waitUntilAvailable(5_000);
+    expect((await agent.get('/')).status).toBe(200);
+    expect(messages((await transact(agent, 'balance')).page)).toEqual(['Current balance: $40.00']);
+
+    // A bank that cannot open the ticket (its ticket key was replaced) sends the customer to log in again.
+    await second.stop();
+    banks = banks.filter((bank) => bank !== second);
+    fs.rmSync(path.join(first.dataDir, 'ticket.key'));
     await bankAt({ dataDir: first.dataDir, port: first.bank.port });
     await atm.link.waitUntilAvailable(5_000);
-    // The old bank session died with the connection: log in again, money is still there.
     const home = await agent.get('/');
     expect(home.status).toBe(303);
     expect(home.headers.location).toBe('/login');

@@ -48,8 +48,7 @@ export async function startSystem(options: { sessionIdleMs?: number; timeZone?: 
   Terminals.open(dataDir).provision(1);
   const atm = await startAtm({
     atmId: 1,
-    bankHost: '127.0.0.1',
-    bankPort,
+    banks: [{ host: '127.0.0.1', port: bankPort }],
     dataDir,
     host: '127.0.0.1',
     port: 0,

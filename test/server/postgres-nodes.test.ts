@@ -2,51 +2,42 @@
  * Real bank processes sharing one PostgreSQL ledger: what one node refuses
  * or decides, the other sees, and every node's audit chain verifies.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { BankClient } from '../../protocol/client.ts';
 import { BankError } from '../../protocol/errors.ts';
-import { AUDIT_KEY_FILE, BANK_KEYS_FILE } from '../../runtime/key-files.ts';
-import { connectToBank, tempDir, uniqueTxId } from '../helpers.ts';
-import { SKIP_POSTGRES_REASON, createTestDatabase, queryRows, type TestDatabase } from '../postgres.ts';
-import { spawnBank, spawnEntry, spawnedProcesses } from '../process.ts';
+import { credentialFor, uniqueTxId } from '../helpers.ts';
+import { SKIP_POSTGRES_REASON, createTestDatabase, queryRows, spawnNodes, type TestDatabase } from '../postgres.ts';
+import { spawnEntry, type Spawned } from '../process.ts';
 
-const children = spawnedProcesses();
+const children: Spawned[] = [];
 const clients: BankClient[] = [];
 let database: TestDatabase | null = null;
 afterEach(async () => {
   for (const client of clients.splice(0)) client.close();
-  children.killAll();
+  for (const spawned of children.splice(0)) spawned.child.kill('SIGKILL');
   await database?.drop();
   database = null;
 });
 
 type Node = { dataDir: string; port: number };
 
-/** Two nodes on one fresh database; the second gets a copy of the first's bank.keys and audit.key. */
+/** Two nodes on one fresh database. */
 async function twoNodes(): Promise<{ nodes: [Node, Node]; url: string }> {
   database = await createTestDatabase();
-  const first = tempDir();
-  const a = await spawnBank(first, ['--ledger', database.url]);
-  children.track(a);
-  const second = tempDir();
-  for (const file of [BANK_KEYS_FILE, AUDIT_KEY_FILE]) fs.copyFileSync(path.join(first, file), path.join(second, file));
-  const b = await spawnBank(second, ['--ledger', database.url]);
-  children.track(b);
-  return {
-    nodes: [
-      { dataDir: first, port: a.port },
-      { dataDir: second, port: b.port },
-    ],
-    url: database.url,
-  };
+  const [a, b] = await spawnNodes(database.url, 2);
+  if (!a || !b) throw new Error('nodes did not start');
+  children.push(a, b);
+  return { nodes: [a, b], url: database.url };
 }
 
 async function connect(node: Node, atmId = 1): Promise<BankClient> {
-  const client = await connectToBank(node.dataDir, node.port, atmId);
+  const client = await BankClient.connect({
+    host: '127.0.0.1',
+    port: node.port,
+    credential: credentialFor(node.dataDir, atmId),
+  });
   clients.push(client);
   return client;
 }
