@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { MAX_TICKET_CHARS, openTicket, sealTicket } from '../../server/ticket.ts';
+import { auditEvents, startTestBank, uniqueTxId } from '../helpers.ts';
 
 const key = Buffer.alloc(32, 1);
 const counter = (() => {
@@ -32,5 +33,46 @@ describe('resumption tickets', () => {
       });
     }
     expect(openTicket(key, 'short', 3, 0)).toEqual({ ok: false, reason: 'malformed' });
+  });
+});
+
+describe('a resumed session', () => {
+  it('keeps the channel it was opened on: a card login resumed on a new connection is still a terminal session', async () => {
+    const bank = await startTestBank();
+    try {
+      const setup = await bank.connect(9_000);
+      const opened = await setup.card({ mode: 'open', account: 'kim', amountCents: 5_000, card: '' });
+      await setup.cardConfirm();
+      await setup.signup('lee', 'correct-horse-battery');
+
+      const first = await bank.connect(9_000);
+      const card = await first.cardLogin('kim', opened.card);
+      const web = await first.login('lee', 'correct-horse-battery');
+      expect(card.ticket).not.toBeNull();
+      expect(web.ticket).not.toBeNull();
+      first.close();
+
+      const second = await bank.connect(9_000);
+      const cardAgain = await second.resume(card.ticket ?? '');
+      const webAgain = await second.resume(web.ticket ?? '');
+      const cardTx = uniqueTxId();
+      const webTx = uniqueTxId();
+      expect((await second.deposit(cardAgain, cardTx, 100)).balanceCents).toBe(5_100);
+      await second.deposit(webAgain, webTx, 100);
+
+      const events = auditEvents(bank.dataDir);
+      const resumed = events.filter((event) => event.outcome === 'resumed');
+      expect(resumed.map((event) => [event.user, event.channel])).toEqual([
+        ['card:kim', 'terminal'],
+        ['lee', 'web'],
+      ]);
+      const deposits = events.filter((event) => event.action === 'deposit' && event.outcome === 'ok').slice(-2);
+      expect(deposits.map((event) => [event.user, event.channel])).toEqual([
+        ['card:kim', 'terminal'],
+        ['lee', 'web'],
+      ]);
+    } finally {
+      await bank.stop();
+    }
   });
 });
