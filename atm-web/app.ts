@@ -16,7 +16,7 @@ import { silentLogger } from '../runtime/logger.ts';
 import type { BankLink } from './bank-link.ts';
 import { processTimeZone } from './display.ts';
 import type { Flash } from './flash.ts';
-import { csrfProtection, exposeCsrfToken } from './middleware/csrf.ts';
+import { createCsrfGuard } from './middleware/csrf.ts';
 import { errorHandler, notFound } from './middleware/errors.ts';
 import { observeRequests } from './middleware/observe.ts';
 import { requireBank } from './middleware/require-bank.ts';
@@ -127,10 +127,11 @@ export function createApp(deps: AtmAppDeps): express.Express {
     res.set('Cache-Control', 'no-store');
     next();
   });
-  app.use(csrfProtection);
-  app.use(exposeCsrfToken);
+  const csrf = createCsrfGuard({ secret: deps.sessionSecret, cookieName: `atm${deps.atmId}.csrf`, secure });
+  app.use(csrf.protect);
+  app.use(csrf.expose);
   app.use(requireBank(deps.bank, deps.bankWaitMs));
-  app.use(authRoutes({ bank: deps.bank, rateLimit: deps.authRateLimit }));
+  app.use(authRoutes({ bank: deps.bank, rateLimit: deps.authRateLimit, csrf }));
   const sessionIdleSeconds = Math.round(idleMs / 1000);
   const timeZone = deps.timeZone ?? processTimeZone();
   app.locals.timeZone = timeZone;
@@ -144,7 +145,7 @@ export function createApp(deps: AtmAppDeps): express.Express {
     }),
   );
   app.use(statementRoutes({ bank: deps.bank, sessionIdleSeconds, timeZone }));
-  app.use(passwordRoutes({ bank: deps.bank, sessionIdleSeconds }));
+  app.use(passwordRoutes({ bank: deps.bank, sessionIdleSeconds, csrf }));
   app.use(notFound);
   app.use(errorHandler(logger));
   return app;

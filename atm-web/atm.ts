@@ -4,7 +4,6 @@
  * it is the only place the web app listens.
  */
 import fs from 'node:fs';
-import type http from 'node:http';
 import path from 'node:path';
 
 import { atmKeyFileName, createSecretFile, readAtmCredential } from '../runtime/key-files.ts';
@@ -12,6 +11,7 @@ import { secureRandom } from '../protocol/crypto.ts';
 import { silentLogger, type Logger } from '../runtime/logger.ts';
 import { createApp, SESSION_IDLE_MS, type AtmAppDeps } from './app.ts';
 import { BankLink, type BankEndpoint, type BankLinkOptions } from './bank-link.ts';
+import { createLimitedServer, DEFAULT_HTTP_LIMITS, type HttpLimits } from './http-limits.ts';
 import { SqliteSessionStore } from './session-store.ts';
 
 export const ATM_PORT_BASE = 5000;
@@ -30,6 +30,10 @@ export type AtmOptions = {
   sessionIdleMs?: number;
   /** The zone times are shown in when the browser runs no script (default: this process's zone). */
   timeZone?: string;
+  /** Connection caps and request deadlines of the HTTP server (defaults in DEFAULT_HTTP_LIMITS). */
+  httpLimits?: Partial<HttpLimits>;
+  /** Hard cap on stored web sessions. */
+  maxWebSessions?: number;
   link?: Partial<Pick<BankLinkOptions, 'initialBackoffMs' | 'maxBackoffMs' | 'pingIntervalMs' | 'requestTimeoutMs'>>;
   logger?: Logger;
   /** The process's metrics registry, served at the ATM's `/metrics`. */
@@ -66,6 +70,7 @@ export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
   const sessionStore = new SqliteSessionStore(
     path.join(options.dataDir, `atm-${options.atmId}-sessions.db`),
     SESSION_IDLE_MS,
+    options.maxWebSessions === undefined ? {} : { maxSessions: options.maxWebSessions },
   );
   const app = createApp({
     atmId: options.atmId,
@@ -79,10 +84,13 @@ export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
     logger,
     ...(options.metricsRegistry ? { metricsRegistry: options.metricsRegistry } : {}),
   });
-  const server = await new Promise<http.Server>((resolve, reject) => {
-    const listening = app.listen(options.port ?? ATM_PORT_BASE + options.atmId, options.host, (error?: Error) =>
-      error ? reject(error) : resolve(listening),
-    );
+  const server = createLimitedServer(app, { ...DEFAULT_HTTP_LIMITS, ...options.httpLimits });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? ATM_PORT_BASE + options.atmId, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('ATM has no TCP address');

@@ -12,22 +12,36 @@ import session from 'express-session';
 
 type Callback<T = void> = (error: unknown, value?: T) => void;
 
+/** Room for every customer a busy ATM could have at once, many times over (a row is well under 1 KB). */
+export const DEFAULT_MAX_SESSIONS = 10_000;
+
+export type SessionStoreOptions = {
+  clock?: () => number;
+  /** Hard cap on rows; a new session beyond it first prunes expired rows, then the longest-idle ones. */
+  maxSessions?: number;
+};
+
 export class SqliteSessionStore extends session.Store {
   private readonly db: Database.Database;
   private readonly sweepTimer: NodeJS.Timeout;
+  private readonly clock: () => number;
+  private readonly maxSessions: number;
 
   constructor(
     file: string,
     private readonly defaultTtlMs: number,
-    private readonly clock: () => number = Date.now,
+    options: SessionStoreOptions = {},
   ) {
     super();
+    this.clock = options.clock ?? Date.now;
+    this.maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
     this.db = new Database(file);
     fs.chmodSync(file, 0o600);
     this.db.pragma('journal_mode = WAL');
     this.db.exec(
       'CREATE TABLE IF NOT EXISTS sessions (sid TEXT PRIMARY KEY, expires INTEGER NOT NULL, data TEXT NOT NULL) STRICT',
     );
+    this.db.exec('CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires)');
     this.sweepTimer = setInterval(() => this.sweep(), 60_000);
     this.sweepTimer.unref();
   }
@@ -43,6 +57,7 @@ export class SqliteSessionStore extends session.Store {
 
   override set(sid: string, data: session.SessionData, callback?: Callback): void {
     this.run(callback, () => {
+      if (!this.has(sid)) this.makeRoom();
       this.db
         .prepare(
           'INSERT INTO sessions (sid, expires, data) VALUES (?, ?, ?) ON CONFLICT (sid) DO UPDATE SET expires = excluded.expires, data = excluded.data',
@@ -71,6 +86,33 @@ export class SqliteSessionStore extends session.Store {
   private expiry(data: session.SessionData): number {
     const expires = data.cookie?.expires;
     return expires ? new Date(expires).getTime() : this.clock() + this.defaultTtlMs;
+  }
+
+  /** Rows stored now (tests and operators). */
+  get size(): number {
+    return this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM sessions').get()?.n ?? 0;
+  }
+
+  private has(sid: string): boolean {
+    return (
+      this.db.prepare<[string], { one: number }>('SELECT 1 AS one FROM sessions WHERE sid = ?').get(sid) !== undefined
+    );
+  }
+
+  /**
+   * Keeps the store under its cap whatever arrives: expired rows go first;
+   * if that is not enough, the sessions idle longest (earliest expiry) make
+   * way, so the store's size is bounded by the cap, not by a flood.
+   */
+  private makeRoom(): void {
+    if (this.size < this.maxSessions) return;
+    this.sweep();
+    const excess = this.size - this.maxSessions + 1;
+    if (excess > 0) {
+      this.db
+        .prepare('DELETE FROM sessions WHERE sid IN (SELECT sid FROM sessions ORDER BY expires LIMIT ?)')
+        .run(excess);
+    }
   }
 
   private sweep(): void {

@@ -7,9 +7,15 @@ import { secureRandom } from '../protocol/crypto.ts';
 
 type User = { cookie: string; csrf: string };
 
+/** The cookie jar after a response: cookies it sets replace same-named ones (session, CSRF nonce). */
 function cookieFrom(response: Response, previous = ''): string {
+  const jar = new Map<string, string>();
   const set = response.headers.getSetCookie().map((value) => value.split(';')[0] ?? '');
-  return set.length > 0 ? set.join('; ') : previous;
+  for (const pair of [...previous.split('; '), ...set]) {
+    const eq = pair.indexOf('=');
+    if (eq > 0) jar.set(pair.slice(0, eq), pair);
+  }
+  return [...jar.values()].join('; ');
 }
 
 async function form(url: string, body: Record<string, string>, cookie: string): Promise<Response> {

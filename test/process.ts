@@ -54,3 +54,89 @@ export function spawnedProcesses(): { track<T extends Spawned>(spawned: T): T; k
     },
   };
 }
+
+/** Starts `npm run atm -- N` against a bank on an ephemeral port; resolves with its URL. */
+export async function spawnAtm(
+  dataDir: string,
+  bankPort: number,
+  atmId = 1,
+  extra: string[] = [],
+): Promise<Spawned & { url: string }> {
+  const spawned = spawnEntry('atm-web/main.ts', [
+    String(atmId),
+    '--bank',
+    `127.0.0.1:${bankPort}`,
+    '--data-dir',
+    dataDir,
+    '--port',
+    '0',
+    ...extra,
+  ]);
+  const match = await waitForOutput(spawned, new RegExp(`ATM ${atmId} ready at (http://127\\.0\\.0\\.1:\\d+)`));
+  return { ...spawned, url: match[1] ?? '' };
+}
+
+/**
+ * A browser against a real ATM process, over fetch: keeps its cookies (the
+ * session and the CSRF nonce) and submits forms with the page's token, as a
+ * person clicking through would.
+ */
+export class WebVisitor {
+  private readonly jar = new Map<string, string>();
+
+  constructor(private readonly base: string) {}
+
+  async get(page: string): Promise<{ status: number; text: string; location: string | null }> {
+    const response = await fetch(`${this.base}${page}`, { redirect: 'manual', headers: this.headers() });
+    this.keep(response);
+    return { status: response.status, text: await response.text(), location: response.headers.get('location') };
+  }
+
+  /** GETs `page`, then POSTs `fields` to `action` with that page's CSRF token (and txId, if it has one). */
+  async submit(
+    page: string,
+    action: string,
+    fields: Record<string, string>,
+  ): Promise<{ status: number; text: string; location: string | null }> {
+    const form = await this.get(page);
+    const token = /name="_csrf" value="([^"]+)"/.exec(form.text)?.[1] ?? '';
+    const txId = /name="txId" value="([^"]+)"/.exec(form.text)?.[1];
+    const body = new URLSearchParams({ _csrf: token, ...(txId ? { txId } : {}), ...fields });
+    const response = await fetch(`${this.base}${action}`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { ...this.headers(), 'content-type': 'application/x-www-form-urlencoded' },
+      body: body.toString(),
+    });
+    this.keep(response);
+    return { status: response.status, text: await response.text(), location: response.headers.get('location') };
+  }
+
+  async signupAndLogin(username: string, password: string): Promise<void> {
+    const signedUp = await this.submit('/signup', '/signup', { username, password });
+    if (signedUp.status !== 303) throw new Error(`signup of ${username} answered ${signedUp.status}`);
+    const loggedIn = await this.submit('/login', '/login', { username, password });
+    if (loggedIn.location !== '/') throw new Error(`login of ${username} answered ${loggedIn.status}`);
+  }
+
+  /** Deposits through the transaction form; returns the page's message after the redirect. */
+  async deposit(amount: string): Promise<string> {
+    const posted = await this.submit('/', '/transaction', { action: 'deposit', amount });
+    if (posted.status !== 303 || posted.location !== '/') return `HTTP ${posted.status} to ${posted.location ?? ''}`;
+    const page = await this.get('/');
+    return /<p class="message message-\w+"[^>]*>([^<]*)<\/p>/.exec(page.text)?.[1] ?? `HTTP ${page.status}`;
+  }
+
+  private headers(): Record<string, string> {
+    return this.jar.size > 0 ? { cookie: [...this.jar.values()].join('; ') } : {};
+  }
+
+  private keep(response: Response): void {
+    for (const cookie of response.headers.getSetCookie()) {
+      const pair = cookie.split(';')[0] ?? '';
+      const name = pair.slice(0, pair.indexOf('='));
+      if (/Expires=Thu, 01 Jan 1970/i.test(cookie)) this.jar.delete(name);
+      else if (name) this.jar.set(name, pair);
+    }
+  }
+}

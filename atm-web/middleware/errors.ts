@@ -46,6 +46,18 @@ const TITLES: Record<number, string> = {
   503: 'Bank unavailable',
 };
 
+/** Pages a "Try again" link may point at. */
+const RETRYABLE_PAGES = new Set(['/', '/login', '/signup', '/statement']);
+
+/**
+ * Built only from this list, never from the request: a path such as
+ * `//evil.example/x` or `/\evil.example` would otherwise make the link leave
+ * the site (issue 12, finding 7).
+ */
+export function retryHref(req: Request): string {
+  return req.method === 'GET' && RETRYABLE_PAGES.has(req.path) ? req.path : '/';
+}
+
 export function errorHandler(logger: Logger) {
   return (error: unknown, req: Request, res: Response, next: NextFunction): void => {
     if (res.headersSent) {
@@ -59,7 +71,7 @@ export function errorHandler(logger: Logger) {
     }
     res.status(httpError.status).render('error', {
       title: TITLES[httpError.status] ?? 'Something went wrong',
-      retryHref: req.method === 'GET' ? req.originalUrl : '/',
+      retryHref: retryHref(req),
       status: httpError.status,
       code: httpError.code,
       message: httpError.message,

@@ -11,9 +11,13 @@ import type { BankLink } from '../bank-link.ts';
 import { lockedNotice } from '../display.ts';
 import { takeFlash } from '../flash.ts';
 import { HttpError } from '../http-error.ts';
-import { rotateCsrfToken } from '../middleware/csrf.ts';
+import type { CsrfGuard } from '../middleware/csrf.ts';
 
-export type AuthDeps = { bank: BankLink; rateLimit?: { windowMs: number; limit: number } | undefined };
+export type AuthDeps = {
+  bank: BankLink;
+  rateLimit?: { windowMs: number; limit: number } | undefined;
+  csrf: CsrfGuard;
+};
 
 const LOGGED_OUT = 'You have been logged out.';
 const EXPIRED = 'Your session ended because of inactivity. Please log in again.';
@@ -75,13 +79,16 @@ export function authRoutes(deps: AuthDeps): Router {
         username,
       );
     }
+    // Logging in again from a logged-in page (an old tab) ends the earlier bank session, not leaves it open.
+    const previous = req.session.customer;
+    if (previous) await deps.bank.logout(previous.handle);
     // A brand-new session id for the logged-in customer: a planted id is worthless.
     await regenerate(req);
     const { username: customer, handle, lastLogin } = outcome.value;
     // The previous login (when and at which ATM) for the account summary; the bank gives it only now.
     req.session.customer = { username: customer, handle, lastLogin };
     req.session.flash = { kind: 'ok', text: 'Login successful' };
-    rotateCsrfToken(req);
+    deps.csrf.rotate(req, res);
     res.redirect(303, '/');
   });
 
@@ -111,6 +118,7 @@ export function authRoutes(deps: AuthDeps): Router {
     if (customer) await deps.bank.logout(customer.handle);
     await destroy(req);
     res.clearCookie(`atm${String(req.app.locals.atmId)}.sid`, { path: '/' });
+    deps.csrf.clear(res);
     res.redirect(303, '/login?loggedOut=1');
   });
 

@@ -11,9 +11,9 @@ import { callBank, formField } from '../bank-call.ts';
 import type { BankLink } from '../bank-link.ts';
 import { liveCustomer, refuse, requireCustomer } from '../customer.ts';
 import { lockedNotice } from '../display.ts';
-import { rotateCsrfToken } from '../middleware/csrf.ts';
+import type { CsrfGuard } from '../middleware/csrf.ts';
 
-export type PasswordDeps = { bank: BankLink; sessionIdleSeconds: number };
+export type PasswordDeps = { bank: BankLink; sessionIdleSeconds: number; csrf: CsrfGuard };
 
 export const PASSWORD_CHANGED = 'Your password was changed. Anywhere else you were logged in has been logged out.';
 
@@ -53,7 +53,7 @@ export function passwordRoutes(deps: PasswordDeps): Router {
     await regenerate(req);
     if (customer) req.session.customer = customer;
     req.session.flash = { kind: 'ok', text: PASSWORD_CHANGED };
-    rotateCsrfToken(req);
+    deps.csrf.rotate(req, res);
     res.redirect(303, '/');
   });
 

@@ -79,6 +79,13 @@ export async function startAtmApp(
 
 export type Agent = ReturnType<typeof request.agent>;
 
+/** The `name=value` pair of the cookie a response sets under `name`, or '' when it sets none. */
+export function setCookie(response: { headers: Record<string, unknown> }, name: string): string {
+  const header = response.headers['set-cookie'];
+  const all = Array.isArray(header) ? header.map(String) : header === undefined ? [] : [String(header)];
+  return all.find((cookie) => cookie.startsWith(`${name}=`)) ?? '';
+}
+
 export function csrfFrom(html: string): string {
   const match = /name="_csrf" value="([^"]+)"/.exec(html);
   if (!match?.[1]) throw new Error('no CSRF token on the page');

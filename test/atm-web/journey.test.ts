@@ -6,6 +6,7 @@ import {
   csrfFrom,
   login,
   messages,
+  setCookie,
   signup,
   startTestAtm,
   tokenFor,
@@ -244,14 +245,14 @@ describe('web security', () => {
     const agent = request.agent(atm.app);
     await signup(agent, 'fixated', 'password1');
     const before = await agent.get('/login');
-    const plantedCookie = String(before.headers['set-cookie']).split(';')[0] ?? '';
+    const plantedCookie = setCookie(before, 'atm1.sid').split(';')[0] ?? '';
     expect(plantedCookie).toMatch(/^atm1\.sid=/);
     const response = await agent
       .post('/login')
       .type('form')
       .send({ _csrf: csrfFrom(before.text), username: 'fixated', password: 'password1' });
     expect(response.status).toBe(303);
-    const newCookie = String(response.headers['set-cookie']).split(';')[0] ?? '';
+    const newCookie = setCookie(response, 'atm1.sid').split(';')[0] ?? '';
     expect(newCookie).toMatch(/^atm1\.sid=/);
     expect(newCookie).not.toBe(plantedCookie);
     // The attacker who planted the old id is not logged in.
@@ -269,7 +270,8 @@ describe('web security', () => {
       .post('/login')
       .type('form')
       .send({ _csrf: csrfFrom(loginForm.text), username: 'leaver', password: 'password1' });
-    const stolenCookie = String(loggedIn.headers['set-cookie']).split(';')[0] ?? '';
+    // The thief copies both cookies (the session and the CSRF nonce).
+    const stolenCookie = ['atm1.sid', 'atm1.csrf'].map((name) => setCookie(loggedIn, name).split(';')[0]).join('; ');
     // The copied cookie works while the customer is logged in...
     const home = await request(atm.app).get('/').set('Cookie', stolenCookie);
     expect(home.status).toBe(200);
@@ -300,7 +302,19 @@ describe('web security', () => {
     expect(response.headers['x-content-type-options']).toBe('nosniff');
     expect(response.headers['cache-control']).toBe('no-store');
     expect(response.headers['x-powered-by']).toBeUndefined();
-    const cookie = String(response.headers['set-cookie']);
+    // An anonymous visitor gets only the CSRF nonce cookie (nothing stored at the ATM).
+    expect(setCookie(response, 'atm1.sid')).toBe('');
+    const nonce = setCookie(response, 'atm1.csrf');
+    expect(nonce).toContain('HttpOnly');
+    expect(nonce).toContain('SameSite=Strict');
+    const agent = request.agent(atm.app);
+    await signup(agent, 'flags', 'password1');
+    const loginForm = await agent.get('/login');
+    const loggedIn = await agent
+      .post('/login')
+      .type('form')
+      .send({ _csrf: csrfFrom(loginForm.text), username: 'flags', password: 'password1' });
+    const cookie = setCookie(loggedIn, 'atm1.sid');
     expect(cookie).toContain('HttpOnly');
     expect(cookie).toContain('SameSite=Strict');
     expect(cookie).toMatch(/Expires=/);

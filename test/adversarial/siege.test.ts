@@ -1,0 +1,170 @@
+/**
+ * Issue 12: a determined attacker against the bank and an ATM as their own
+ * processes, each attack beside a customer who must keep being served. The
+ * time limits are generous bounds that catch the failure (connections that
+ * live for minutes, pages that never come), not benchmarks.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { tempDir } from '../helpers.ts';
+import { spawnAtm, spawnBank, WebVisitor, type Spawned } from '../process.ts';
+
+const children: Spawned[] = [];
+afterEach(async () => {
+  for (const spawned of children.splice(0)) {
+    if (spawned.child.exitCode === null) {
+      spawned.child.kill('SIGKILL');
+      await spawned.exited;
+    }
+  }
+});
+
+async function bankAndAtm(atmFlags: string[] = [], bankFlags: string[] = []) {
+  const dataDir = tempDir();
+  const bank = await spawnBank(dataDir, bankFlags);
+  children.push(bank);
+  const atm = await spawnAtm(dataDir, bank.port, 1, atmFlags);
+  children.push(atm);
+  return { dataDir, bank, atm };
+}
+
+function storedSessions(dataDir: string): number {
+  const db = new Database(path.join(dataDir, 'atm-1-sessions.db'), { readonly: true, fileMustExist: true });
+  try {
+    return db.prepare<[], { n: number }>('SELECT count(*) AS n FROM sessions').get()?.n ?? -1;
+  } finally {
+    db.close();
+  }
+}
+
+/** A raw GET with the path exactly as given (fetch would normalise `/\` to `//`). */
+function rawGet(url: string, rawPath: string): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const request = http.request({ host: hostname, port, path: rawPath, method: 'GET' }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/**
+ * A client that opens a request and then sends it a byte at a time, never
+ * finishing: headers (`part: 'headers'`) or a form body (`part: 'body'`).
+ * Resolves with how long the ATM let the connection live.
+ */
+function trickle(url: string, part: 'headers' | 'body', localAddress: string): Promise<number> {
+  const { hostname, port } = new URL(url);
+  const head = 'POST /login HTTP/1.1\r\nHost: atm\r\nContent-Type: application/x-www-form-urlencoded\r\n';
+  return new Promise((resolve) => {
+    const opened = Date.now();
+    const socket = net.connect({ host: hostname, port: Number(port), localAddress });
+    let timer: NodeJS.Timeout | null = null;
+    socket.on('connect', () => {
+      socket.write(part === 'body' ? `${head}Content-Length: 1000\r\n\r\nu` : 'POST /login HTTP/1.1\r\nX');
+      timer = setInterval(() => socket.write('x'), 400);
+    });
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      if (timer) clearInterval(timer);
+      resolve(Date.now() - opened);
+    });
+  });
+}
+
+describe('the ATM under a determined attacker (issue 12)', () => {
+  it('stores no session for cookieless visitors, and caps the store', async () => {
+    const { dataDir, atm } = await bankAndAtm(['--max-web-sessions', '40', '--auth-rate-limit', '10000']);
+    // 1,500 cookieless visits: each used to store a session (its CSRF token).
+    for (let round = 0; round < 30; round += 1) {
+      await Promise.all(
+        Array.from({ length: 50 }, async (_, i) => {
+          const response = await fetch(`${atm.url}${i % 2 === 0 ? '/login' : '/signup'}`);
+          expect(response.status).toBe(200);
+          await response.arrayBuffer();
+        }),
+      );
+    }
+    expect(storedSessions(dataDir)).toBe(0);
+
+    // Signups do store one (the "account created" message): 100 of them stay under the cap of 40.
+    await Promise.all(
+      Array.from({ length: 10 }, async (_, worker) => {
+        for (let i = 0; i < 10; i += 1) {
+          const visitor = new WebVisitor(atm.url);
+          const answer = await visitor.submit('/signup', '/signup', {
+            username: `flood${worker}x${i}`,
+            password: 'password1',
+          });
+          expect(answer.status).toBe(303);
+        }
+      }),
+    );
+    expect(storedSessions(dataDir)).toBeLessThanOrEqual(40);
+    // And the forms still work for a visitor with no stored session at all.
+    const customer = new WebVisitor(atm.url);
+    await customer.signupAndLogin('stillworks', 'password1');
+    expect(await customer.deposit('12.34')).toBe('Deposited $12.34. New balance: $12.34');
+  }, 120_000);
+
+  it('builds "Try again" only from known pages, never from the request path', async () => {
+    const { bank, atm } = await bankAndAtm();
+    bank.child.kill('SIGTERM');
+    await bank.exited;
+    await expect.poll(async () => (await rawGet(atm.url, '/login')).status, { timeout: 10_000 }).toBe(503);
+    for (const rawPath of ['//evil.example/phish', '/\\evil.example', '/%2F%2Fevil.example', '//evil.example/?x=1']) {
+      const page = await rawGet(atm.url, rawPath);
+      expect(page.status, rawPath).toBe(503);
+      const links = [...page.body.matchAll(/href="([^"]*)"/g)].map((match) => match[1] ?? '');
+      expect(links.length, rawPath).toBeGreaterThan(0);
+      for (const href of links) {
+        // Same-origin paths only: one leading slash, no second slash or backslash after it.
+        expect(href, `${rawPath} -> ${href}`).toMatch(/^\/(?![/\\])/);
+        expect(href, `${rawPath} -> ${href}`).not.toMatch(/evil/);
+      }
+    }
+    // A known page is offered again as itself.
+    expect((await rawGet(atm.url, '/statement')).body).toContain('href="/statement"');
+  }, 60_000);
+
+  it('cuts off trickling requests and caps connections per address while a customer banks', async () => {
+    const { atm } = await bankAndAtm([
+      '--request-timeout-ms',
+      '3000',
+      '--max-connections-per-address',
+      '20',
+      '--auth-rate-limit',
+      '10000',
+    ]);
+    const customer = new WebVisitor(atm.url);
+    await customer.signupAndLogin('steady', 'password1');
+
+    // 150 attackers from another address: half trickle a body, half their headers.
+    const attackers = Array.from({ length: 150 }, (_, i) =>
+      trickle(atm.url, i % 2 === 0 ? 'body' : 'headers', '127.0.0.2'),
+    );
+    const outcomes: string[] = [];
+    const started = Date.now();
+    while (Date.now() - started < 5_000) outcomes.push(await customer.deposit('1'));
+    const lifetimes = await Promise.all(attackers);
+
+    expect(outcomes.length).toBeGreaterThan(3);
+    for (const [i, outcome] of outcomes.entries()) {
+      expect(outcome).toBe(`Deposited $1.00. New balance: $${i + 1}.00`);
+    }
+    // Past the per-address cap, connections are closed at once...
+    expect(lifetimes.filter((ms) => ms < 1_500).length).toBeGreaterThanOrEqual(130);
+    // ...and the ones let in are cut off at their deadline (3 s), not after minutes.
+    expect(Math.max(...lifetimes)).toBeLessThan(3_000 + 7_000);
+  }, 60_000);
+});
