@@ -56,4 +56,21 @@ describe('attacks through the forms', () => {
     const lockouts = auditEvents(bank.dataDir).filter((event) => event.action === 'lockout' && event.user === 'target');
     expect(lockouts).toHaveLength(1);
   });
+
+  it('ends the earlier bank session when a logged-in visitor logs in again (an old tab)', async () => {
+    bank = await startTestBank();
+    atm = await startTestAtm(bank);
+    const agent = request.agent(atm.app);
+    await signup(agent, 'twotabs', 'password1');
+    for (let i = 0; i < 3; i += 1) {
+      // The logged-in page's token: the old tab's login form posts with it.
+      const token = csrfFrom((await agent.get(i === 0 ? '/login' : '/')).text);
+      const response = await agent
+        .post('/login')
+        .type('form')
+        .send({ _csrf: token, username: 'twotabs', password: 'password1' });
+      expect(response.status).toBe(303);
+      expect(atm.link.customerCount).toBe(1);
+    }
+  });
 });
