@@ -15,6 +15,7 @@ export async function callBank<T>(work: () => Promise<T>): Promise<BankOutcome<T
   } catch (error) {
     if (error instanceof BankError) {
       if (error.code === 'ERR_UNAVAILABLE') throw new HttpError(503, 'BANK_UNAVAILABLE', error.message);
+      if (error.code === 'ERR_BUSY') throw new HttpError(503, 'BANK_BUSY', error.message);
       return { ok: false, error };
     }
     if (error instanceof ProtocolError || error instanceof BankUnavailableError) {

@@ -55,6 +55,7 @@ export const BANK_ERROR_CODES = [
   'ERR_NOT_LOGGED_IN',
   'ERR_BAD_REQUEST',
   'ERR_UNAVAILABLE',
+  'ERR_BUSY',
   'ERR_INTERNAL',
 ] as const;
 

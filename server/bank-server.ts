@@ -24,7 +24,7 @@ import { LEDGER_FILE, nodeId, prepareDataDir } from './data-dir.ts';
 import { silentLogger, type Logger } from '../runtime/logger.ts';
 import type { OperatorStatus } from './operator-page.ts';
 import { BankOperations, type AdminOptions, type AdminServer, type BankMeter } from './operations.ts';
-import { inlineHasher, processHasher } from './password-hasher.ts';
+import { inlineHasher, processHasher, type PoolOptions } from './password-hasher.ts';
 import type { Ledger } from './ledger.ts';
 import { PostgresLedger } from './postgres-ledger.ts';
 import { SqliteLedger } from './sqlite-ledger.ts';
@@ -70,12 +70,14 @@ export type BankServerOptions = {
   nodeId?: string;
   /** What bin/bank prints on its stdout. */
   events?: BankEvents;
-  /** Hash passwords in a low-priority child process (the commands do; tests need not). */
+  /** Hash passwords in a pool of low-priority child processes (the commands do; tests need not). */
   isolatePasswordHashing?: boolean;
   /** The process's metrics registry (one per process); with `admin` and none given, a fresh one. */
   metricsRegistry?: Registry;
   /** Serve /healthz, /metrics and the operator page here (`--admin-port`); none when omitted. */
   admin?: AdminOptions;
+  /** The pool's size, queue bounds and wait deadline (defaults in DEFAULT_POOL_OPTIONS). */
+  passwordPool?: Partial<PoolOptions>;
 };
 
 /**
@@ -134,7 +136,16 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   const tap = new AuditTap(files, operations.auditObserver);
   const { ledger, audit } = await openLedger(options, tap, auditKey, random, logger, operations.metrics);
   const cost = options.bcryptCost ?? DEFAULT_BCRYPT_COST;
-  const passwords = options.isolatePasswordHashing ? processHasher(cost) : inlineHasher(cost);
+  const passwords = options.isolatePasswordHashing
+    ? processHasher(cost, {
+        ...options.passwordPool,
+        onWorkerExit: (pid, code, signal) =>
+          logger.warn(
+            { action: 'password_worker', outcome: signal ?? String(code) },
+            `password worker ${pid ?? '?'} stopped; replaced`,
+          ),
+      })
+    : inlineHasher(cost);
   const tickets = { key: readAuditKey(paths.ticketKey), random };
   const bank = new Bank({ ledger, audit, clock, passwords, tickets });
   const cards = new CardDesk({ bank, ledger, cardKey: loadCardKey(paths.dir, random), random, clock });

@@ -19,7 +19,7 @@ import {
 } from '../protocol/money.ts';
 import type { Account, Ledger, LoginRecord, MoneyDecision, MoneyKind, MoneyOutcome, MoneyRequest } from './ledger.ts';
 import type { RandomSource } from '../protocol/crypto.ts';
-import type { PasswordHasher } from './password-hasher.ts';
+import { PasswordBusyError, type PasswordHasher } from './password-hasher.ts';
 import { TICKET_LIFETIME_MS, openTicket, sealTicket } from './ticket.ts';
 
 export const USERNAME_PATTERN = /^[a-z0-9_.-]{3,32}$/;
@@ -37,6 +37,9 @@ export const LOGIN_FAILED_MESSAGE =
 export const ACCOUNT_LOCKED_MESSAGE = 'This account is locked because of too many failed login attempts.';
 export const WRONG_CURRENT_PASSWORD_MESSAGE =
   'Your current password is not right. After 5 failed attempts an account is locked for 30 minutes.';
+
+/** The password checker is full: nothing was checked, nothing counted. */
+export const BUSY_MESSAGE = 'The bank is busy right now. Nothing was changed. Try again in a moment.';
 
 export type Clock = () => Date;
 
@@ -140,7 +143,7 @@ export class Bank {
       throw new BankError('ERR_INVALID_PASSWORD', passwordProblem);
     }
     // Off the event loop (and, in production, in a low-priority process).
-    const hash = await this.passwords.hash(password);
+    const hash = await busyIfQueued(this.passwords.hash(password, passwordSource(actor)));
     const account = await this.ledger.createAccount(username, hash, this.now());
     if (!account) {
       await this.audited(who, 'signup', null, 'username_taken');
@@ -155,7 +158,9 @@ export class Bank {
     const account = username ? await this.ledger.findAccount(username) : null;
     // Always run bcrypt, against a dummy hash for unknown users, so the answer
     // takes about as long whether or not the account exists.
-    const matches = await this.passwords.compare(password, account?.passwordHash ?? (await this.getDummyHash()));
+    const matches = await busyIfQueued(
+      this.passwords.compare(password, account?.passwordHash ?? (await this.getDummyHash()), passwordSource(actor)),
+    );
     // A malformed name is not logged (it may be a password typed into the wrong field).
     const who: Actor = { ...actor, username: username ?? '(malformed)', accountId: account?.id ?? null };
     if (!account) {
@@ -352,7 +357,14 @@ export class Bank {
   }
 
   private getDummyHash(): Promise<string> {
-    this.dummyHash ??= this.passwords.hash('not-a-real-password-just-for-timing');
+    if (!this.dummyHash) {
+      const made = this.passwords.hash('not-a-real-password-just-for-timing');
+      // A refusal (checker busy) must not be remembered: the next login tries again.
+      made.catch(() => {
+        if (this.dummyHash === made) this.dummyHash = null;
+      });
+      this.dummyHash = made;
+    }
     return this.dummyHash;
   }
 
@@ -393,6 +405,21 @@ export class Bank {
 /** The refusal when an operation's audit line cannot be made durable: nothing happened unlogged. */
 function unrecordable(): BankError {
   return new BankError('ERR_UNAVAILABLE', 'The bank cannot record this operation right now. Nothing was changed.');
+}
+
+/** Who waits in the password checker's fair queue: the ATM (and, later, its customer's address). */
+function passwordSource(actor: Actor): string {
+  return `atm ${actor.atmId ?? '-'}`;
+}
+
+/** The password checker refused the job (queue full or waited too long): tell that one customer to try again. */
+async function busyIfQueued<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (error instanceof PasswordBusyError) throw new BankError('ERR_BUSY', BUSY_MESSAGE);
+    throw error;
+  }
 }
 
 function requireAccount(actor: Actor): number {

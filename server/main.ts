@@ -5,6 +5,8 @@
  *   [--max-frame-bytes 4096] [--handshake-timeout-ms 5000] [--idle-timeout-ms 600000]
  *   [--max-connections 1024] [--max-handshaking 128] [--max-sessions-per-connection 1000]
  *   and the operator interface: [--admin-port P] [--admin-host 127.0.0.1] (off unless a port is given)
+ *   and the password checker's pool (defaults in DEFAULT_POOL_OPTIONS):
+ *   [--password-workers <cores>] [--password-queue 128] [--password-queue-per-source 16] [--password-wait-ms 10000]
  * `npm run bank -- provision-atm N | revoke-atm N [--data-dir ./data]`: see terminal-commands.ts
  */
 import { parseArgs } from 'node:util';
@@ -12,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { FRAME_BODY_LIMIT } from '../protocol/frame.ts';
 import { DEFAULT_BCRYPT_COST, DEFAULT_LIMITS, startBankServer, type BankLimits } from './bank-server.ts';
 import { createLogger } from '../runtime/logger.ts';
+import { DEFAULT_POOL_OPTIONS, type PoolOptions } from './password-hasher.ts';
 import { formatServiceReport } from './service-report.ts';
 import { isTerminalCommand, runTerminalCommand } from './terminal-commands.ts';
 
@@ -19,7 +22,8 @@ const USAGE =
   'usage: npm run bank -- [--host 127.0.0.1] [--port 65432] [--data-dir ./data] [--bcrypt-cost 12] ' +
   '[--ledger postgres://USER@HOST:PORT/DB] [--node-id NAME] ' +
   '[--max-frame-bytes N] [--handshake-timeout-ms N] [--idle-timeout-ms N] [--max-connections N] ' +
-  '[--max-handshaking N] [--max-sessions-per-connection N] [--admin-port P] [--admin-host 127.0.0.1]';
+  '[--max-handshaking N] [--max-sessions-per-connection N] [--admin-port P] [--admin-host 127.0.0.1] ' +
+  '[--password-workers N] [--password-queue N] [--password-queue-per-source N] [--password-wait-ms N]';
 
 function whole(name: string, value: string, min: number, max: number): number {
   if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
@@ -45,6 +49,14 @@ function ledgerUrl(value: string | undefined): string | undefined {
   return value;
 }
 
+/** Each password-pool flag: its name, the PoolOptions field, and its allowed range. */
+const POOL_FLAGS: Array<[string, 'workers' | 'maxQueued' | 'maxPerSource' | 'maxWaitMs', number, number]> = [
+  ['password-workers', 'workers', 1, 256],
+  ['password-queue', 'maxQueued', 1, 100_000],
+  ['password-queue-per-source', 'maxPerSource', 1, 100_000],
+  ['password-wait-ms', 'maxWaitMs', 100, 60_000],
+];
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -59,11 +71,19 @@ async function main(): Promise<void> {
       ...Object.fromEntries(
         LIMIT_FLAGS.map(([flag, field]) => [flag, { type: 'string' as const, default: String(DEFAULT_LIMITS[field]) }]),
       ),
+      ...Object.fromEntries(
+        POOL_FLAGS.map(([flag, field]) => [
+          flag,
+          { type: 'string' as const, default: String(DEFAULT_POOL_OPTIONS[field]) },
+        ]),
+      ),
     },
   });
   const text = (name: string): string => String(values[name as keyof typeof values]);
   const limits: Partial<BankLimits> = {};
   for (const [flag, field, min, max] of LIMIT_FLAGS) limits[field] = whole(flag, text(flag), min, max);
+  const passwordPool: Partial<PoolOptions> = {};
+  for (const [flag, field, min, max] of POOL_FLAGS) passwordPool[field] = whole(flag, text(flag), min, max);
   // Every file the bank creates (ledger, WAL, logs, keys) is private to its user.
   process.umask(0o077);
   const adminPort = values['admin-port'] === undefined ? null : whole('admin-port', values['admin-port'], 0, 65535);
@@ -77,6 +97,7 @@ async function main(): Promise<void> {
     ledgerUrl: ledgerUrl(values.ledger),
     nodeId: values['node-id'],
     isolatePasswordHashing: true,
+    passwordPool,
     logger,
     ...(adminPort === null
       ? {}

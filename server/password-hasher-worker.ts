@@ -30,6 +30,9 @@ lowerPriority();
 type Request = { id: number; op: 'hash' | 'compare'; password: string; hash?: string };
 
 process.on('message', (message: Request) => {
+  // Threads another thread started before it was lowered (the loader's, V8's)
+  // would keep the default priority: lower any such straggler before each job.
+  lowerPriority();
   const work =
     message.op === 'hash' ? bcrypt.hash(message.password, cost) : bcrypt.compare(message.password, message.hash ?? '');
   work.then(
@@ -38,4 +41,6 @@ process.on('message', (message: Request) => {
   );
 });
 process.on('disconnect', () => process.exit(0));
+// Jobs come only after this: every thread that exists now runs at the lower priority.
+process.send?.({ ready: true });
 process.on('SIGTERM', () => process.exit(0));

@@ -4,6 +4,7 @@
  * time limits are generous bounds that catch the failure (connections that
  * live for minutes, pages that never come), not benchmarks.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -81,6 +82,41 @@ function trickle(url: string, part: 'headers' | 'body', localAddress: string): P
     });
   });
 }
+
+/** The bank's password workers: its child processes running the worker entry (Linux /proc). */
+function passwordWorkersOf(pid: number): number[] {
+  return fs
+    .readdirSync(`/proc/${pid}/task`)
+    .flatMap((tid) => fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/))
+    .filter((text) => text !== '')
+    .map(Number)
+    .filter((child) => {
+      try {
+        return fs.readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('password-hasher-worker');
+      } catch {
+        return false;
+      }
+    });
+}
+
+describe('the bank under a determined attacker (issue 12)', () => {
+  it('replaces a killed password worker at once: logins and signups keep working', async () => {
+    const { bank, atm } = await bankAndAtm([], ['--password-workers', '2']);
+    const customer = new WebVisitor(atm.url);
+    await customer.signupAndLogin('survivor', 'password1');
+    for (let round = 0; round < 2; round += 1) {
+      const workers = passwordWorkersOf(bank.child.pid ?? 0);
+      expect(workers).toHaveLength(2);
+      for (const pid of workers) process.kill(pid, 'SIGKILL');
+      const again = new WebVisitor(atm.url);
+      await again.signupAndLogin(`after-kill-${round}`, 'password1');
+      expect(await again.deposit('5')).toBe('Deposited $5.00. New balance: $5.00');
+      const replaced = passwordWorkersOf(bank.child.pid ?? 0);
+      expect(replaced).toHaveLength(2);
+      expect(replaced.some((pid) => workers.includes(pid))).toBe(false);
+    }
+  }, 60_000);
+});
 
 describe('the ATM under a determined attacker (issue 12)', () => {
   it('stores no session for cookieless visitors, and caps the store', async () => {
