@@ -3,14 +3,7 @@
  * it); the message is what the customer reads and never holds internals.
  */
 export type HttpErrorCode =
-  | 'BAD_REQUEST'
-  | 'CSRF'
-  | 'NOT_FOUND'
-  | 'TOO_LARGE'
-  | 'RATE_LIMITED'
-  | 'BANK_UNAVAILABLE'
-  | 'BANK_BUSY'
-  | 'INTERNAL';
+  'BAD_REQUEST' | 'CSRF' | 'NOT_FOUND' | 'TOO_LARGE' | 'RATE_LIMITED' | 'BANK_UNAVAILABLE' | 'BANK_BUSY' | 'INTERNAL';
 
 export class HttpError extends Error {
   override readonly name = 'HttpError';
