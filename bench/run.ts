@@ -19,6 +19,7 @@ import { parseServiceReports } from '../server/service-report.ts';
 import { Terminals } from '../server/terminals.ts';
 import { spawnEntry, waitForOutput } from '../test/process.ts';
 import { BankClient } from '../protocol/client.ts';
+import { loginStormPhase } from './storm.ts';
 import {
   closedLoop,
   loginStorm,
@@ -267,6 +268,31 @@ async function main(): Promise<void> {
   await stop(bare);
   await stop(bank);
 
+  // The login storm, against a fresh bank at the production bcrypt cost and password-pool defaults.
+  const stormDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atm-bench-storm-'));
+  const { child: stormBank, match: stormMatch } = await start(
+    'server/main.ts',
+    ['--port', '0', '--data-dir', stormDir],
+    /bank listening on 127\.0\.0\.1:(\d+)/,
+  );
+  const stormTerminals = Terminals.open(stormDir);
+  const storm = await loginStormPhase(
+    {
+      host: '127.0.0.1',
+      port: Number(stormMatch[1]),
+      credentialFor: (atmId) => stormTerminals.credentialFor(atmId),
+    },
+    { customers: 8, quietSeconds: quick ? 2 : 5, logins: 400, atms: 20 },
+  );
+  log(
+    `login storm (400 logins for unknown users from 20 ATMs, bcrypt cost 12, ${round(storm.stormSeconds, 1)} s): ` +
+      `deposits of 8 logged-in customers p50 ${round(storm.storm.p50)} ms  p99 ${round(storm.storm.p99)} ms ` +
+      `(${storm.storm.count} deposits; without the storm p99 ${round(storm.quiet.p99)} ms); ` +
+      `logins refused ${storm.logins.refused}, busy ${storm.logins.busy}, other ${storm.logins.failed}`,
+  );
+  await stop(stormBank);
+  fs.rmSync(stormDir, { recursive: true, force: true });
+
   let pgbenchTps = Number.NaN;
   let pgbenchHalf = { tps: Number.NaN, p50Ms: Number.NaN, p99Ms: Number.NaN };
   if (pgbenchAvailable()) {
@@ -317,6 +343,10 @@ async function main(): Promise<void> {
         floor_p99_ms: round(floor.latency.p99, 3),
         logins_p99_ms: round(withLoginsLatency.p99, 3),
         login_p99_ratio: round(loginImpact, 3),
+        storm_deposit_p99_ms: round(storm.storm.p99, 3),
+        storm_quiet_deposit_p99_ms: round(storm.quiet.p99, 3),
+        storm_seconds: round(storm.stormSeconds, 1),
+        storm_logins_busy: storm.logins.busy,
         pgbench_tps: round(pgbenchTps, 1),
         pgbench_half_load_p99_ms: round(pgbenchHalf.p99Ms, 3),
         ratio: round(ratio, 3),

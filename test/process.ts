@@ -119,11 +119,13 @@ export class WebVisitor {
     if (loggedIn.location !== '/') throw new Error(`login of ${username} answered ${loggedIn.status}`);
   }
 
-  /** Deposits through the transaction form; returns the page's message after the redirect. */
+  /** Deposits through the deposit form; returns the message on the page after the redirect (the receipt). */
   async deposit(amount: string): Promise<string> {
-    const posted = await this.submit('/', '/transaction', { action: 'deposit', amount });
-    if (posted.status !== 303 || posted.location !== '/') return `HTTP ${posted.status} to ${posted.location ?? ''}`;
-    const page = await this.get('/');
+    const posted = await this.submit('/deposit', '/transaction', { action: 'deposit', amount });
+    if (posted.status !== 303 || !posted.location?.startsWith('/')) {
+      return `HTTP ${posted.status} to ${posted.location ?? ''}`;
+    }
+    const page = await this.get(posted.location);
     return /<p class="message message-\w+"[^>]*>([^<]*)<\/p>/.exec(page.text)?.[1] ?? `HTTP ${page.status}`;
   }
 

@@ -47,7 +47,16 @@ const TITLES: Record<number, string> = {
 };
 
 /** Pages a "Try again" link may point at. */
-const RETRYABLE_PAGES = new Set(['/', '/login', '/signup', '/statement']);
+const RETRYABLE_PAGES = new Set([
+  '/',
+  '/login',
+  '/signup',
+  '/statement',
+  '/deposit',
+  '/withdraw',
+  '/help',
+  '/security',
+]);
 
 /**
  * Built only from this list, never from the request: a path such as

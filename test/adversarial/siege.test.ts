@@ -121,10 +121,10 @@ describe('the bank under a determined attacker (issue 12)', () => {
 describe('the ATM under a determined attacker (issue 12)', () => {
   it('stores no session for cookieless visitors, and caps the store', async () => {
     const { dataDir, atm } = await bankAndAtm(['--max-web-sessions', '40', '--auth-rate-limit', '10000']);
-    // 1,500 cookieless visits: each used to store a session (its CSRF token).
-    for (let round = 0; round < 30; round += 1) {
+    // 600 cookieless visits: each used to store a session (its CSRF token).
+    for (let round = 0; round < 20; round += 1) {
       await Promise.all(
-        Array.from({ length: 50 }, async (_, i) => {
+        Array.from({ length: 30 }, async (_, i) => {
           const response = await fetch(`${atm.url}${i % 2 === 0 ? '/login' : '/signup'}`);
           expect(response.status).toBe(200);
           await response.arrayBuffer();
@@ -133,9 +133,9 @@ describe('the ATM under a determined attacker (issue 12)', () => {
     }
     expect(storedSessions(dataDir)).toBe(0);
 
-    // Signups do store one (the "account created" message): 100 of them stay under the cap of 40.
+    // Signups do store one (the "account created" message): 60 of them stay under the cap of 40.
     await Promise.all(
-      Array.from({ length: 10 }, async (_, worker) => {
+      Array.from({ length: 6 }, async (_, worker) => {
         for (let i = 0; i < 10; i += 1) {
           const visitor = new WebVisitor(atm.url);
           const answer = await visitor.submit('/signup', '/signup', {
@@ -164,8 +164,8 @@ describe('the ATM under a determined attacker (issue 12)', () => {
       const links = [...page.body.matchAll(/href="([^"]*)"/g)].map((match) => match[1] ?? '');
       expect(links.length, rawPath).toBeGreaterThan(0);
       for (const href of links) {
-        // Same-origin paths only: one leading slash, no second slash or backslash after it.
-        expect(href, `${rawPath} -> ${href}`).toMatch(/^\/(?![/\\])/);
+        // Same-origin paths only (one leading slash, no second slash or backslash after it), or a fragment.
+        expect(href, `${rawPath} -> ${href}`).toMatch(/^(\/(?![/\\])|#)/);
         expect(href, `${rawPath} -> ${href}`).not.toMatch(/evil/);
       }
     }
