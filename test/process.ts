@@ -55,13 +55,15 @@ export function spawnedProcesses(): { track<T extends Spawned>(spawned: T): T; k
   };
 }
 
-/** Starts `npm run atm -- N` against a bank on an ephemeral port; resolves with its URL. */
+/** Provisions ATM N (`npm run bank -- provision-atm N`) and starts `npm run atm -- N` against the bank; resolves with its URL. */
 export async function spawnAtm(
   dataDir: string,
   bankPort: number,
   atmId = 1,
   extra: string[] = [],
 ): Promise<Spawned & { url: string }> {
+  const provision = spawnEntry('server/main.ts', ['provision-atm', String(atmId), '--data-dir', dataDir]);
+  if ((await provision.exited) !== 0) throw new Error(`provision-atm ${atmId} failed:\n${provision.output()}`);
   const spawned = spawnEntry('atm-web/main.ts', [
     String(atmId),
     '--bank',
