@@ -26,7 +26,6 @@ import type { OperatorStatus } from './operator-page.ts';
 import { BankOperations, type AdminOptions, type AdminServer, type BankMeter } from './operations.ts';
 import { inlineHasher, processHasher, type PoolOptions } from './password-hasher.ts';
 import type { Ledger } from './ledger.ts';
-import { PostgresLedger } from './postgres-ledger.ts';
 import { SqliteLedger } from './sqlite-ledger.ts';
 import { Terminals } from './terminals.ts';
 
@@ -289,9 +288,9 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
         await stopped;
         bank.record(system, 'bank_stop', 'ok');
         // The PostgreSQL ledger commits the last audit lines (and hands them to the files) as it closes.
-        if (ledger instanceof PostgresLedger) await ledger.close();
+        if (options.ledgerUrl !== undefined) await ledger.close();
         await files.close();
-        if (!(ledger instanceof PostgresLedger)) await ledger.close();
+        if (options.ledgerUrl === undefined) await ledger.close();
         await passwords.close();
         gcObserver.disconnect();
       })();
@@ -323,6 +322,8 @@ async function openLedger(
     });
     return { ledger, audit: files };
   }
+  // Loaded only for a PostgreSQL ledger, so an embedded bank does not carry the pg client in memory.
+  const { PostgresLedger } = await import('./postgres-ledger.ts');
   const ledger = await PostgresLedger.open({
     url: options.ledgerUrl,
     nodeId: nodeId(options.dataDir, random, options.nodeId),

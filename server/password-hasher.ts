@@ -79,6 +79,8 @@ type Worker = { child: ChildProcess; ready: boolean; job: Job | null; jobId: num
 const MAX_ATTEMPTS = 3;
 
 const WORKER_ENTRY = path.join(import.meta.dirname, 'password-hasher-worker.ts');
+/** The workers' nice value, as the worker sets for its own threads (password-hasher-worker.ts). */
+const WORKER_NICE = 10;
 const SHARED_SOURCE = '-';
 
 /** bcrypt in a pool of low-priority child processes (`password-hasher-worker.ts`). */
@@ -99,6 +101,15 @@ export function processHasher(cost: number, options: Partial<PoolOptions> = {}):
       serialization: 'json',
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     });
+    // Lower the child's main thread at once, from here: the child lowers its own threads
+    // only once its code has loaded, and until then it would run (and start threads) at the bank's priority.
+    if (child.pid !== undefined) {
+      try {
+        os.setPriority(child.pid, WORKER_NICE);
+      } catch {
+        // Not permitted here: still correct, only less polite.
+      }
+    }
     const worker: Worker = { child, ready: false, job: null, jobId: 0 };
     workers.add(worker);
     child.on('message', (reply: Reply) => {
