@@ -10,6 +10,7 @@ import { atmKeyFileName, createSecretFile, readAtmCredential } from '../runtime/
 import { secureRandom } from '../protocol/crypto.ts';
 import { silentLogger, type Logger } from '../runtime/logger.ts';
 import { createApp, SESSION_IDLE_MS, type AtmAppDeps } from './app.ts';
+import { AuditWitness, auditHeadFile } from './audit-witness.ts';
 import { BankLink, type BankEndpoint, type BankLinkOptions } from './bank-link.ts';
 import { createLimitedServer, DEFAULT_HTTP_LIMITS, type HttpLimits } from './http-limits.ts';
 import { SqliteSessionStore } from './session-store.ts';
@@ -63,6 +64,7 @@ export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
     credential,
     logger,
     customerIdleMs: options.sessionIdleMs ?? SESSION_IDLE_MS,
+    witness: new AuditWitness(auditHeadFile(options.dataDir, options.atmId), options.atmId),
     ...options.link,
   });
   // Connect before serving, but serve even if the bank is down: pages answer 503 until it is back.

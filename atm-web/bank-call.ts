@@ -3,6 +3,9 @@
  * back: an answer, a refusal the customer should read (BankError), or the
  * bank being unreachable (503).
  */
+import type { Request } from 'express';
+
+import type { CallContext } from '../protocol/client.ts';
 import { BankError, ProtocolError } from '../protocol/errors.ts';
 import { BankUnavailableError } from './bank-link.ts';
 import { BANK_UNAVAILABLE_MESSAGE, HttpError } from './http-error.ts';
@@ -30,4 +33,9 @@ export function formField(body: unknown, name: string): string {
   if (typeof body !== 'object' || body === null || !(name in body)) return '';
   const value: unknown = (body as Record<string, unknown>)[name];
   return typeof value === 'string' ? value : '';
+}
+
+/** The customer's address as this ATM sees it, for the bank's audit line of the call. */
+export function callerOf(req: Request): CallContext {
+  return { client: req.ip };
 }

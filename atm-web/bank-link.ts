@@ -16,12 +16,14 @@
  * with the resumption ticket the bank issued at login (`BankClient.resume`).
  * Only when no node answers within `inDoubtBudgetMs` does the call fail.
  */
-import { BankClient, type CustomerSession } from '../protocol/client.ts';
+import { checkpointFromNotice } from '../audit/checkpoint.ts';
+import { BankClient, type CallContext, type CustomerSession } from '../protocol/client.ts';
 import { BankError, ProtocolError } from '../protocol/errors.ts';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import type { AtmCredential } from '../protocol/handshake.ts';
-import type { LastLogin } from '../protocol/messages.ts';
+import type { LastLogin, Notice } from '../protocol/messages.ts';
 import type { Logger } from '../runtime/logger.ts';
+import type { AuditWitness } from './audit-witness.ts';
 
 export type BankEndpoint = { host: string; port: number };
 
@@ -45,6 +47,8 @@ export type BankLinkOptions = {
   /** Deadline for connecting to one node (connect plus handshake) before trying the next. */
   connectTimeoutMs?: number;
   clock?: () => number;
+  /** Keeps the bank's signed audit checkpoints (`atm-N.audit-head`): this ATM is a witness. */
+  witness?: AuditWitness;
 };
 
 /** A logged-in customer: the live session (null while the link is moving) and the ticket that reopens it. */
@@ -122,9 +126,13 @@ export class BankLink {
   }
 
   /** Logs a customer in at the bank; returns the opaque handle to keep in the web session. */
-  async login(username: string, password: string): Promise<{ handle: string; username: string; lastLogin: LastLogin }> {
+  async login(
+    username: string,
+    password: string,
+    context: CallContext = {},
+  ): Promise<{ handle: string; username: string; lastLogin: LastLogin }> {
     const client = this.client();
-    const session = await client.login(username, password);
+    const session = await client.login(username, password, undefined, context);
     const handle = this.random(16).toString('hex');
     this.customers.set(handle, {
       username: session.username,
@@ -176,11 +184,11 @@ export class BankLink {
     }
   }
 
-  async logout(handle: string): Promise<void> {
+  async logout(handle: string, context: CallContext = {}): Promise<void> {
     const customer = this.customers.get(handle);
     this.customers.delete(handle);
     if (customer && this.isLive(customer) && customer.client && customer.session) {
-      await customer.client.logout(customer.session).catch(() => undefined);
+      await customer.client.logout(customer.session, context).catch(() => undefined);
     }
   }
 
@@ -269,6 +277,7 @@ export class BankLink {
         random: this.random,
         handshakeTimeoutMs: this.options.connectTimeoutMs ?? 1_500,
         requestTimeoutMs: this.options.requestTimeoutMs ?? 5_000,
+        onNotice: (notice) => this.witness(notice),
       });
       if (this.stopped) {
         client.close();
@@ -330,6 +339,24 @@ export class BankLink {
       void this.start();
     }, delay);
     this.retryTimer.unref();
+  }
+
+  /** Keeps a newer audit checkpoint; a disk that refuses it costs a log line, never the link. */
+  private witness(notice: Notice): void {
+    const witness = this.options.witness;
+    if (!witness || notice.kind !== 'audit_checkpoint') return;
+    try {
+      witness.offer(checkpointFromNotice(notice));
+    } catch (error) {
+      this.options.logger.warn(
+        {
+          atm: this.options.credential.atmId,
+          action: 'audit_witness',
+          outcome: (error as NodeJS.ErrnoException).code ?? 'error',
+        },
+        'could not keep the audit checkpoint',
+      );
+    }
   }
 
   private async ping(): Promise<void> {

@@ -9,6 +9,7 @@
 import { z } from 'zod';
 
 import { ED25519_SIGNATURE_BYTES, ed25519Verify, type Ed25519Signer } from '../protocol/crypto.ts';
+import type { Notice } from '../protocol/messages.ts';
 import type { ChainHead } from './chain.ts';
 
 const CHECKPOINT_LABEL = Buffer.from('atm-bank/v2 audit checkpoint');
@@ -117,4 +118,22 @@ export class CheckpointPublisher {
   stop(): void {
     clearInterval(this.timer);
   }
+}
+
+/** The checkpoint as the bank sends it to an ATM (protocol/messages.ts `NoticeSchema`). */
+export function checkpointNotice(checkpoint: Checkpoint): Notice {
+  return {
+    kind: 'audit_checkpoint',
+    line: checkpoint.lineNumber,
+    chainHash: checkpoint.chainHash.toString('hex'),
+    signature: checkpoint.signature.toString('hex'),
+  };
+}
+
+export function checkpointFromNotice(notice: Notice): Checkpoint {
+  return {
+    lineNumber: notice.line,
+    chainHash: Buffer.from(notice.chainHash, 'hex'),
+    signature: Buffer.from(notice.signature, 'hex'),
+  };
 }

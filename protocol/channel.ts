@@ -56,6 +56,12 @@ export type ChannelOptions<In> = {
   /** One authenticated message. A ProtocolError thrown here ends the connection with its code. */
   onMessage: (session: SessionId, message: In) => void;
   /**
+   * ATM role only: a notice the bank sent unasked on the connection's own
+   * session (an audit checkpoint), still to be validated; the buffer is wiped
+   * after the call. Without it, a notice ends the connection.
+   */
+  onNotice?: (plaintext: Buffer) => void;
+  /**
    * Called once when the connection ends: ERR_CONNECTION_CLOSED for a quiet
    * end (socket closed, or `close()` without a failure), ERR_PEER_ALERT when
    * the peer sent an alert, else the failure this end found.
@@ -152,6 +158,22 @@ export class SecureChannel<In> {
   }
 
   /**
+   * Bank role only: seals a notice (something the ATM did not ask for, such
+   * as an audit checkpoint) on the connection's own session and writes it.
+   * Throws, writing nothing, if the connection is closed.
+   */
+  sendNotice(plaintext: Buffer): void {
+    if (this.options.role !== 'bank') throw new Error('only the bank sends notices');
+    if (this.closedWith) throw new ProtocolError('ERR_CONNECTION_CLOSED', this.closedWith.message);
+    const record = this.own.seal(ContentType.Notice, plaintext);
+    if (this.socket.writableCorked === 0) {
+      this.socket.cork();
+      process.nextTick(() => this.socket.uncork());
+    }
+    this.socket.write(encodeFrame(FrameType.Record, record));
+  }
+
+  /**
    * Ends the connection once. A failure (any code but ERR_CONNECTION_CLOSED
    * and ERR_PEER_ALERT) first tells the peer, without detail, that this end
    * found one, so it is audited there too.
@@ -206,6 +228,15 @@ export class SecureChannel<In> {
     const records = this.records(session);
     if (!records) throw new ProtocolError('ERR_UNKNOWN_SESSION', 'no such session on this connection');
     const opened = records.open(frame.body);
+    const onNotice = this.options.onNotice;
+    if (opened.contentType === ContentType.Notice && session === null && this.options.role === 'atm' && onNotice) {
+      try {
+        onNotice(opened.plaintext);
+      } finally {
+        wipe(opened.plaintext);
+      }
+      return;
+    }
     if (opened.contentType !== this.role.receives) throw new ProtocolError('ERR_BAD_MESSAGE', 'wrong content type');
     const message = this.options.decode(opened.plaintext);
     wipe(opened.plaintext);

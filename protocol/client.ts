@@ -15,12 +15,15 @@ import { DEFAULT_MAX_FRAME_BODY } from './frame.ts';
 import { FrameReader } from './frame-reader.ts';
 import { ClientHandshake, type AtmCredential, type ChannelSecrets } from './handshake.ts';
 import {
+  CLIENT_ADDRESS_PATTERN,
+  NoticeSchema,
   ResponseSchema,
   decodeMessage,
   encodeMessage,
   type CardMode,
   type LastLogin,
   type MoneyResult,
+  type Notice,
   type RequestBody,
   type Response,
   type ResponseResult,
@@ -42,7 +45,21 @@ export type BankClientOptions = Endpoint & {
   /** Deadline for each answer; bcrypt at cost 12 takes a few hundred ms. */
   requestTimeoutMs?: number;
   maxFrameBody?: number;
+  /** Each audit checkpoint the bank sends (valid by schema; its signature is the auditor's to check). */
+  onNotice?: (notice: Notice) => void;
 };
+
+/**
+ * Who a call is made for: the customer's address as the ATM saw it, which
+ * the bank writes into the call's audit line. An address the protocol would
+ * refuse is left out rather than sent (the bank would end the connection).
+ */
+export type CallContext = { client?: string | undefined };
+
+function withClient<B extends object>(body: B, context: CallContext): B & { client?: string } {
+  const client = context.client;
+  return client !== undefined && CLIENT_ADDRESS_PATTERN.test(client) ? { ...body, client } : body;
+}
 
 /**
  * The ATM's handle on a logged-in customer's bank session. Its keys stay in
@@ -83,6 +100,7 @@ export class BankClient {
     ivRandom: RandomSource,
     reader: FrameReader,
     private readonly requestTimeoutMs: number,
+    onNotice: ((notice: Notice) => void) | undefined,
   ) {
     this.channel = new SecureChannel<Response>(socket, {
       role: 'atm',
@@ -91,6 +109,11 @@ export class BankClient {
       reader,
       decode: (plaintext) => decodeMessage(ResponseSchema, plaintext),
       onMessage: (session, response) => this.onResponse(session, response),
+      onNotice: (plaintext) => {
+        const notice = decodeMessage(NoticeSchema, plaintext);
+        if (!notice) throw new ProtocolError('ERR_BAD_MESSAGE', 'notice does not match the schema');
+        onNotice?.(notice);
+      },
       onClose: (reason) => this.onClosed(reason),
     });
   }
@@ -116,6 +139,7 @@ export class BankClient {
       options.random ?? pooledIvRandom,
       reader,
       options.requestTimeoutMs ?? 30_000,
+      options.onNotice,
     );
   }
 
@@ -129,13 +153,18 @@ export class BankClient {
     else this.closeListeners.push(listener);
   }
 
-  async signup(username: string, password: string): Promise<ResultOf<'signup'>> {
-    return this.expect('signup', await this.request(null, { op: 'signup', username, password }));
+  async signup(username: string, password: string, context: CallContext = {}): Promise<ResultOf<'signup'>> {
+    return this.expect('signup', await this.request(null, withClient({ op: 'signup', username, password }, context)));
   }
 
   /** `channel` names the kind of terminal in the bank's audit log; web ATMs leave it out. */
-  async login(username: string, password: string, channel?: 'terminal'): Promise<CustomerSession> {
-    const body: RequestBody = { op: 'login', username, password, ...(channel ? { channel } : {}) };
+  async login(
+    username: string,
+    password: string,
+    channel?: 'terminal',
+    context: CallContext = {},
+  ): Promise<CustomerSession> {
+    const body: RequestBody = withClient({ op: 'login', username, password, ...(channel ? { channel } : {}) }, context);
     return this.openSession(this.expect('login', await this.request(null, body)));
   }
 
@@ -184,27 +213,39 @@ export class BankClient {
     this.expect('ping', await this.request(null, { op: 'ping' }));
   }
 
-  async deposit(session: CustomerSession, txId: string, amountCents: number): Promise<MoneyResult> {
-    return this.expect('deposit', await this.request(this.sessionOf(session), { op: 'deposit', txId, amountCents }));
+  async deposit(
+    session: CustomerSession,
+    txId: string,
+    amountCents: number,
+    context: CallContext = {},
+  ): Promise<MoneyResult> {
+    const body = withClient({ op: 'deposit' as const, txId, amountCents }, context);
+    return this.expect('deposit', await this.request(this.sessionOf(session), body));
   }
 
-  async withdraw(session: CustomerSession, txId: string, amountCents: number): Promise<MoneyResult> {
-    return this.expect('withdraw', await this.request(this.sessionOf(session), { op: 'withdraw', txId, amountCents }));
+  async withdraw(
+    session: CustomerSession,
+    txId: string,
+    amountCents: number,
+    context: CallContext = {},
+  ): Promise<MoneyResult> {
+    const body = withClient({ op: 'withdraw' as const, txId, amountCents }, context);
+    return this.expect('withdraw', await this.request(this.sessionOf(session), body));
   }
 
-  async balance(session: CustomerSession): Promise<number> {
-    return this.expect('balance', await this.request(this.sessionOf(session), { op: 'balance' })).balanceCents;
+  async balance(session: CustomerSession, context: CallContext = {}): Promise<number> {
+    const body = withClient({ op: 'balance' as const }, context);
+    return this.expect('balance', await this.request(this.sessionOf(session), body)).balanceCents;
   }
 
   /** A page of the statement, newest first (default: the newest 10); `more` says whether older ones exist. */
   async statement(
     session: CustomerSession,
     page: { offset?: number; limit?: number } = {},
+    context: CallContext = {},
   ): Promise<{ balanceCents: number; entries: StatementEntry[]; more: boolean }> {
-    const { balanceCents, entries, more } = this.expect(
-      'statement',
-      await this.request(this.sessionOf(session), { op: 'statement', ...page }),
-    );
+    const body = withClient({ op: 'statement' as const, ...page }, context);
+    const { balanceCents, entries, more } = this.expect('statement', await this.request(this.sessionOf(session), body));
     return { balanceCents, entries, more };
   }
 
@@ -216,10 +257,10 @@ export class BankClient {
     );
   }
 
-  async logout(session: CustomerSession): Promise<void> {
+  async logout(session: CustomerSession, context: CallContext = {}): Promise<void> {
     const id = this.sessionOf(session);
     try {
-      this.expect('logout', await this.request(id, { op: 'logout' }));
+      this.expect('logout', await this.request(id, withClient({ op: 'logout' as const }, context)));
     } finally {
       this.sessions.delete(session);
       this.channel.endSession(id);

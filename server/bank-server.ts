@@ -10,9 +10,10 @@ import { PerformanceObserver, createHistogram } from 'node:perf_hooks';
 
 import type { Registry } from 'prom-client';
 
+import { CheckpointPublisher, checkpointNotice } from '../audit/checkpoint.ts';
 import { AuditWriter, type AuditSink } from '../audit/writer.ts';
-import { readAuditKey, type Revocation } from '../runtime/key-files.ts';
-import { pooledIvRandom, secureRandom, type RandomSource } from '../protocol/crypto.ts';
+import { readAuditKey, readAuditSigningKey, type Revocation } from '../runtime/key-files.ts';
+import { ed25519Signer, pooledIvRandom, secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import type { AtmCredential } from '../protocol/handshake.ts';
 import { DEFAULT_MAX_FRAME_BODY } from '../protocol/frame.ts';
 import { AuditTap, type GroupAuditSink } from './audit-tap.ts';
@@ -69,6 +70,8 @@ export type BankServerOptions = {
   nodeId?: string;
   /** What bin/bank prints on its stdout. */
   events?: BankEvents;
+  /** How often a moved audit head is signed and sent to every ATM (default 1 s). */
+  checkpointIntervalMs?: number;
   /** Hash passwords in a pool of low-priority child processes (the commands do; tests need not). */
   isolatePasswordHashing?: boolean;
   /** The process's metrics registry (one per process); with `admin` and none given, a fresh one. */
@@ -157,6 +160,18 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
     bank.record({ ...system, atmId: atm }, 'atm_revoked', 'in_force', at);
   }
 
+  // Every ATM witnesses the audit chain: the durable head, signed, at most
+  // once per interval while events arrive, and once as soon as it connects.
+  const checkpoints = new CheckpointPublisher({
+    head: () => files.durableHead,
+    signer: ed25519Signer(readAuditSigningKey(paths.auditSigningKey)),
+    intervalMs: options.checkpointIntervalMs ?? 1_000,
+    publish: (checkpoint) => {
+      const notice = checkpointNotice(checkpoint);
+      for (const connection of connections) connection.sendNotice(notice);
+    },
+  });
+  const currentCheckpoint = () => checkpointNotice(checkpoints.current());
   const serviceTimes = createHistogram();
   const gcPauses = createHistogram();
   const gcObserver = new PerformanceObserver((list) => {
@@ -186,6 +201,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
       },
       answered: (op, outcome, nanoseconds) => operations.answered(op, outcome, nanoseconds),
       nowMs: () => clock().getTime(),
+      currentCheckpoint,
     });
     connections.add(connection);
     socket.on('close', () => connections.delete(connection));
@@ -286,6 +302,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
         await admin?.close();
         await Promise.all([...connections].map((connection) => connection.drain()));
         await stopped;
+        checkpoints.stop();
         bank.record(system, 'bank_stop', 'ok');
         // The PostgreSQL ledger commits the last audit lines (and hands them to the files) as it closes.
         if (options.ledgerUrl !== undefined) await ledger.close();

@@ -53,7 +53,14 @@ export type BankOptions = {
 };
 
 /** Who is asking: which ATM and channel, and (after login) which customer. */
-export type Actor = { atmId: number | null; username: string | null; accountId: number | null; channel?: Channel };
+export type Actor = {
+  atmId: number | null;
+  username: string | null;
+  accountId: number | null;
+  channel?: Channel;
+  /** The customer's address as the ATM saw it (audited with every event the request causes). */
+  client?: string;
+};
 
 /**
  * Per-channel limit on one movement: the command-line contract allows up to
@@ -393,6 +400,7 @@ export class Bank {
   ): AuditEvent {
     const event: AuditEvent = { at: this.now(), atm: actor.atmId, user: actor.username, action, amountCents, outcome };
     if (actor.channel !== undefined) event.channel = actor.channel;
+    if (actor.client !== undefined) event.client = actor.client;
     if (detail !== undefined) event.detail = detail;
     return event;
   }

@@ -21,6 +21,7 @@ import {
   decodeMessage,
   encodeMessage,
   type Channel,
+  type Notice,
   type Request,
   type Response,
   type ResponseResult,
@@ -78,6 +79,8 @@ export type ConnectionDeps = {
   /** Each answered request: its operation, `ok` or the error code sent, and its time in the bank. */
   answered?: (op: string, outcome: string, nanoseconds: number) => void;
   nowMs?: () => number;
+  /** The newest signed audit checkpoint, sent to the ATM as soon as its channel opens. */
+  currentCheckpoint?: () => Notice | null;
 };
 
 /** An ATM as the operator page lists it. */
@@ -176,6 +179,19 @@ export class BankConnection {
     this.deps.logger.info({ peer: this.peer, atm: secrets.atmId, action: 'connect', outcome: 'ok' }, 'ATM connected');
     // Revoked between its ClientHello and its ClientFinished.
     if (this.deps.terminals.isRevoked(secrets.atmId)) this.revoke();
+    const checkpoint = this.deps.currentCheckpoint?.();
+    if (checkpoint) this.sendNotice(checkpoint);
+  }
+
+  /** Tells the ATM something unasked (an audit checkpoint); nothing if the channel is not open. */
+  sendNotice(notice: Notice): void {
+    const channel = this.channel;
+    if (this.state !== 'open' || !channel || channel.closed) return;
+    try {
+      channel.sendNotice(encodeMessage(notice));
+    } catch (error) {
+      channel.close(error instanceof ProtocolError ? error : new ProtocolError('ERR_BAD_MESSAGE'));
+    }
   }
 
   private handshakeFailed(error: unknown): void {
@@ -243,6 +259,7 @@ export class BankConnection {
       accountId: customer?.accountId ?? null,
       ...(customer ? { channel: customer.channel } : {}),
     };
+    if ('client' in request && request.client !== undefined) actor.client = request.client;
     try {
       const result = await this.perform(session, actor, request);
       this.deps.logger.info(

@@ -6,7 +6,7 @@
 import { Router, type Request, type Response } from 'express';
 import { rateLimit } from 'express-rate-limit';
 
-import { callBank, formField } from '../bank-call.ts';
+import { callBank, callerOf, formField } from '../bank-call.ts';
 import type { BankLink } from '../bank-link.ts';
 import { lockedNotice } from '../display.ts';
 import { takeFlash } from '../flash.ts';
@@ -67,7 +67,7 @@ export function authRoutes(deps: AuthDeps): Router {
     const username = formField(req.body, 'username').trim();
     const password = formField(req.body, 'password');
     if (!username || !password) return renderLogin(req, res, 400, 'Enter your username and password.', username);
-    const outcome = await callBank(() => deps.bank.login(username, password));
+    const outcome = await callBank(() => deps.bank.login(username, password, callerOf(req)));
     if (!outcome.ok) {
       // Only the right password to a locked account gets this answer from the bank (see SECURITY.md).
       if (outcome.error.code === 'ERR_ACCOUNT_LOCKED') res.locals.locked = lockedNotice(outcome.error, req);
@@ -101,7 +101,7 @@ export function authRoutes(deps: AuthDeps): Router {
     const username = formField(req.body, 'username').trim();
     const password = formField(req.body, 'password');
     if (!username || !password) return renderSignup(res, 400, 'Choose a username and a password.', username);
-    const outcome = await callBank(() => deps.bank.client().signup(username, password));
+    const outcome = await callBank(() => deps.bank.client().signup(username, password, callerOf(req)));
     if (!outcome.ok)
       return renderSignup(
         res,
@@ -115,7 +115,7 @@ export function authRoutes(deps: AuthDeps): Router {
 
   router.post('/logout', async (req, res) => {
     const customer = req.session.customer;
-    if (customer) await deps.bank.logout(customer.handle);
+    if (customer) await deps.bank.logout(customer.handle, callerOf(req));
     await destroy(req);
     res.clearCookie(`atm${String(req.app.locals.atmId)}.sid`, { path: '/' });
     deps.csrf.clear(res);

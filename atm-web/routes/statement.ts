@@ -9,7 +9,7 @@ import { Router, type Request } from 'express';
 
 import { STATEMENT_MAX_OFFSET, STATEMENT_MAX_PAGE, type StatementEntry } from '../../protocol/messages.ts';
 import { plainCents } from '../../protocol/money.ts';
-import { callBank } from '../bank-call.ts';
+import { callBank, callerOf } from '../bank-call.ts';
 import type { BankLink } from '../bank-link.ts';
 import { liveCustomer, refuse, requireCustomer } from '../customer.ts';
 import { formatCents, formatTime } from '../display.ts';
@@ -44,7 +44,7 @@ export function statementRoutes(deps: StatementDeps): Router {
     const page = pageOf(req);
     const offset = (page - 1) * STATEMENT_PAGE;
     const outcome = await callBank(() =>
-      customer.run((client, session) => client.statement(session, { offset, limit: STATEMENT_PAGE })),
+      customer.run((client, session) => client.statement(session, { offset, limit: STATEMENT_PAGE }, callerOf(req))),
     );
     if (!outcome.ok) return refuse(req, res, outcome.error);
     const { entries, more } = outcome.value;
@@ -71,7 +71,9 @@ export function statementRoutes(deps: StatementDeps): Router {
     const rows: string[][] = [];
     for (let offset = 0; offset <= STATEMENT_MAX_OFFSET; offset += STATEMENT_MAX_PAGE) {
       const outcome = await callBank(() =>
-        customer.run((client, session) => client.statement(session, { offset, limit: STATEMENT_MAX_PAGE })),
+        customer.run((client, session) =>
+          client.statement(session, { offset, limit: STATEMENT_MAX_PAGE }, callerOf(req)),
+        ),
       );
       if (!outcome.ok) return refuse(req, res, outcome.error);
       rows.push(...outcome.value.entries.map(csvRow));

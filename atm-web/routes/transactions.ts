@@ -10,7 +10,7 @@ import { Router, type Request, type Response } from 'express';
 import type { MoneyResult } from '../../protocol/messages.ts';
 import { TX_ID_PATTERN } from '../../protocol/messages.ts';
 import { parseAmount, type Cents } from '../../protocol/money.ts';
-import { callBank, formField } from '../bank-call.ts';
+import { callBank, callerOf, formField } from '../bank-call.ts';
 import type { BankLink } from '../bank-link.ts';
 import { liveCustomer, refuse, requireCustomer, sessionEnded } from '../customer.ts';
 import { formatCents, formatReference, formatTime, newTxId } from '../display.ts';
@@ -63,7 +63,7 @@ export function transactionRoutes(deps: TransactionDeps): Router {
   /** The account summary every logged-in screen shows, with the balance read from the bank now. */
   const summary = async (req: Request, res: Response): Promise<Record<string, unknown> | null> => {
     const customer = liveCustomer(res);
-    const outcome = await callBank(() => customer.run((client, session) => client.balance(session)));
+    const outcome = await callBank(() => customer.run((client, session) => client.balance(session, callerOf(req))));
     if (!outcome.ok) {
       if (outcome.error.code === 'ERR_NOT_LOGGED_IN') sessionEnded(req, res);
       else throw new HttpError(503, 'BANK_UNAVAILABLE', outcome.error.message);
@@ -120,7 +120,9 @@ export function transactionRoutes(deps: TransactionDeps): Router {
     // The same txId however many links it takes: the customer sees the real outcome (BankLink.run).
     const outcome = await callBank<MoneyResult>(() =>
       customer.run((client, session) =>
-        kind === 'deposit' ? client.deposit(session, txId, cents) : client.withdraw(session, txId, cents),
+        kind === 'deposit'
+          ? client.deposit(session, txId, cents, callerOf(req))
+          : client.withdraw(session, txId, cents, callerOf(req)),
       ),
     );
     if (!outcome.ok) {
@@ -146,7 +148,7 @@ export function transactionRoutes(deps: TransactionDeps): Router {
   /** "Insufficient funds: $12.50 available", on the withdrawal screen with the amount still typed. */
   const refuseOverdraft = async (req: Request, res: Response, typed: string): Promise<void> => {
     const customer = liveCustomer(res);
-    const balance = await callBank(() => customer.run((client, session) => client.balance(session)));
+    const balance = await callBank(() => customer.run((client, session) => client.balance(session, callerOf(req))));
     if (!balance.ok) return refuse(req, res, balance.error, '/withdraw', typed);
     req.session.flash = { kind: 'error', text: insufficientFunds(balance.value), amount: typed };
     res.redirect(303, '/withdraw');
@@ -157,7 +159,7 @@ export function transactionRoutes(deps: TransactionDeps): Router {
     if (!isAction(action)) throw new HttpError(400, 'BAD_REQUEST', 'Choose Deposit, Withdraw or Check balance.');
     if (action === 'balance') {
       const customer = liveCustomer(res);
-      const outcome = await callBank(() => customer.run((client, session) => client.balance(session)));
+      const outcome = await callBank(() => customer.run((client, session) => client.balance(session, callerOf(req))));
       if (!outcome.ok) return refuse(req, res, outcome.error);
       req.session.flash = { kind: 'info', text: `Current balance: ${formatCents(outcome.value)}` };
       return res.redirect(303, '/');
@@ -186,7 +188,7 @@ export function transactionRoutes(deps: TransactionDeps): Router {
     const pending = req.session.pendingWithdrawal;
     if (!pending) return res.redirect(303, '/withdraw');
     const customer = liveCustomer(res);
-    const balance = await callBank(() => customer.run((client, session) => client.balance(session)));
+    const balance = await callBank(() => customer.run((client, session) => client.balance(session, callerOf(req))));
     if (!balance.ok) return refuse(req, res, balance.error, '/withdraw', pending.typed);
     // Refused now rather than after confirming; the bank still has the last word at confirmation.
     if (pending.amountCents > balance.value) {

@@ -4,6 +4,7 @@ import request from 'supertest';
 import { expect } from 'vitest';
 
 import { createApp } from '../../atm-web/app.ts';
+import type { AuditWitness } from '../../atm-web/audit-witness.ts';
 import { BankLink, type BankEndpoint } from '../../atm-web/bank-link.ts';
 import { SqliteSessionStore } from '../../atm-web/session-store.ts';
 import type { AtmCredential } from '../../protocol/handshake.ts';
@@ -26,6 +27,7 @@ export async function startTestAtm(
     requestTimeoutMs?: number;
     logger?: Logger;
     inDoubtBudgetMs?: number;
+    witness?: AuditWitness;
   } = {},
 ): Promise<TestAtm> {
   return startAtmApp(
@@ -45,6 +47,7 @@ export async function startAtmApp(
     bankWaitMs?: number;
     inDoubtBudgetMs?: number;
     logger?: Logger;
+    witness?: AuditWitness;
   } = {},
 ): Promise<TestAtm> {
   const link = new BankLink({
@@ -55,6 +58,7 @@ export async function startAtmApp(
     maxBackoffMs: 200,
     requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
     ...(options.inDoubtBudgetMs === undefined ? {} : { inDoubtBudgetMs: options.inDoubtBudgetMs }),
+    ...(options.witness ? { witness: options.witness } : {}),
   });
   await link.start();
   const store = new SqliteSessionStore(path.join(tempDir(), 'sessions.db'), 15 * 60_000);

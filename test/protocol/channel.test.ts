@@ -52,6 +52,7 @@ function textChannel(
   rest?: ReadResult,
 ) {
   const received: Received[] = [];
+  const notices: string[] = [];
   let closedWith: ProtocolError | null = null;
   const channel = new SecureChannel<string>(socket, {
     role,
@@ -61,9 +62,10 @@ function textChannel(
     ...(rest ? { rest } : {}),
     decode: (plaintext) => plaintext.toString('utf8'),
     onMessage: (session, text) => received.push({ session, text }),
+    ...(role === 'atm' ? { onNotice: (plaintext: Buffer) => notices.push(plaintext.toString('utf8')) } : {}),
     onClose: (reason) => (closedWith = reason),
   });
-  return { channel, received, closedWith: () => closedWith };
+  return { channel, received, notices, closedWith: () => closedWith };
 }
 
 /** Both ends after a real handshake over loopback, each with its channel. */
@@ -119,6 +121,17 @@ describe('SecureChannel', () => {
     expect(() => atm.channel.send(null, text('late'))).toThrow(
       expect.objectContaining({ code: 'ERR_CONNECTION_CLOSED' }),
     );
+  });
+
+  it('carries notices from the bank to the ATM apart from answers, and only that way', async () => {
+    const { atm, bank } = await connectedPair();
+    bank.channel.sendNotice(text('checkpoint 1'));
+    bank.channel.send(null, text('answer'));
+    bank.channel.sendNotice(text('checkpoint 2'));
+    await expect.poll(() => atm.notices).toEqual(['checkpoint 1', 'checkpoint 2']);
+    expect(atm.received).toEqual([{ session: null, text: 'answer' }]);
+    expect(() => atm.channel.sendNotice(text('forged'))).toThrow(/only the bank sends notices/);
+    expect(atm.closedWith()).toBeNull();
   });
 
   it('ends the connection with ERR_PHASE for a handshake frame after the handshake', async () => {

@@ -1,0 +1,107 @@
+import fs from 'node:fs';
+
+import request from 'supertest';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { parseWitness } from '../../audit/checkpoint.ts';
+import { auditPaths } from '../../audit/writer.ts';
+import { AuditWitness, auditHeadFile } from '../../atm-web/audit-witness.ts';
+import { auditEvents, runAudit, startTestBank, tempDir, uniqueTxId, type TestBank } from '../helpers.ts';
+import { login, signup, startTestAtm, transact, type TestAtm } from '../atm-web/harness.ts';
+import { editLines } from './fixtures.ts';
+
+let bank: TestBank | null = null;
+let atm: TestAtm | null = null;
+afterEach(async () => {
+  await atm?.close();
+  await bank?.stop();
+  atm = null;
+  bank = null;
+});
+
+/** Waits (up to a generous bound) until the witness file holds a checkpoint at or past `line`. */
+async function witnessReaches(file: string, line: number): Promise<number> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const seen = fs.existsSync(file) ? (parseWitness(fs.readFileSync(file, 'utf8'))?.checkpoint.lineNumber ?? 0) : 0;
+    if (seen >= line) return seen;
+    if (Date.now() > deadline) throw new Error(`witness stuck at line ${seen}, waiting for ${line}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function lastLine(dataDir: string): number {
+  const verified = runAudit(['verify', '--data-dir', dataDir]);
+  return Number(/^last line (\d+),/.exec(verified.out[0] ?? '')?.[1]);
+}
+
+describe('ATMs as witnesses of the audit chain', () => {
+  it('keep the newest signed checkpoint the bank sends, so verify --head catches a log cut behind it', async () => {
+    bank = await startTestBank({ checkpointIntervalMs: 50 });
+    const file = auditHeadFile(tempDir(), 2);
+    atm = await startTestAtm(bank, 2, { witness: new AuditWitness(file, 2) });
+    // The ATM gets the current checkpoint as soon as it connects.
+    await witnessReaches(file, 1);
+    const client = await bank.connect(3);
+    await client.signup('wendy', 'password1');
+    const wendy = await client.login('wendy', 'password1');
+    for (let i = 0; i < 3; i += 1) await client.deposit(wendy, uniqueTxId(), 1_000);
+    await client.withdraw(wendy, uniqueTxId(), 500);
+    const written = lastLine(bank.dataDir);
+    // Within about one interval of the last event, the witness has it all.
+    const seen = await witnessReaches(file, written);
+    expect(seen).toBe(written);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    await atm.close();
+    atm = null;
+    const dataDir = bank.dataDir;
+    await bank.stop();
+    bank = null;
+
+    expect(runAudit(['verify', '--data-dir', dataDir, '--head', file])).toMatchObject({ code: 0, err: [] });
+    // Cut both logs before the withdrawal's line: alone, the shorter log still verifies.
+    const { encrypted, plain } = auditPaths(dataDir);
+    const keep = seen - 2;
+    editLines(encrypted, (lines) => lines.slice(0, keep));
+    editLines(plain, (lines) => lines.slice(0, keep));
+    expect(runAudit(['verify', '--data-dir', dataDir]).code).toBe(0);
+    const result = runAudit(['verify', '--data-dir', dataDir, '--head', file]);
+    expect(result.code).toBe(1);
+    expect(result.err).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^witness ${file}: ATM 2 saw line ${seen} .* log ends at line ${keep}: lines ${keep + 1}-${seen} are missing$`,
+        ),
+      ),
+    ]);
+  });
+});
+
+describe('who an audit line is about', () => {
+  it('carries the ATM number and the customer’s address as the ATM saw it', async () => {
+    bank = await startTestBank();
+    atm = await startTestAtm(bank, 4);
+    const agent = request.agent(atm.app);
+    await signup(agent, 'xavier', 'password1');
+    await login(agent, 'xavier', 'password1');
+    expect((await transact(agent, 'deposit', '12.34')).status).toBe(303);
+    const deposit = auditEvents(bank.dataDir).find((event) => event.action === 'deposit');
+    expect(deposit).toMatchObject({ atm: 4, user: 'xavier', amountCents: 1_234, outcome: 'ok' });
+    expect(deposit?.client).toMatch(/^(::ffff:)?127\.0\.0\.1$/);
+    const plain = fs.readFileSync(auditPaths(bank.dataDir).plain, 'utf8');
+    expect(plain).toMatch(/atm=4 client=(::ffff:)?127\.0\.0\.1 user=xavier action=deposit amount=12\.34/);
+    const csv = runAudit(['decrypt', '--data-dir', bank.dataDir, '--format', 'csv', '--action', 'deposit']).out;
+    expect(csv[1]).toMatch(/,4,(::ffff:)?127\.0\.0\.1,xavier,deposit,1234,12\.34,ok,/);
+  });
+
+  it('leaves out an address the protocol would refuse, rather than lose the request', async () => {
+    bank = await startTestBank();
+    const client = await bank.connect(5);
+    await client.signup('yolanda', 'password1');
+    const session = await client.login('yolanda', 'password1', undefined, { client: '203.0.113.9' });
+    await client.deposit(session, uniqueTxId(), 100, { client: 'not an address\n' });
+    const events = auditEvents(bank.dataDir);
+    expect(events.find((event) => event.action === 'login' && event.outcome === 'ok')?.client).toBe('203.0.113.9');
+    expect(events.find((event) => event.action === 'deposit')).not.toHaveProperty('client');
+  });
+});
