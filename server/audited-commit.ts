@@ -19,17 +19,30 @@
  */
 import type { AuditEvent } from '../audit/event.ts';
 import type { AuditWriter } from '../audit/writer.ts';
+import type { KeyedAuditHead } from './ledger.ts';
 
 /** The part of the audit log a group commit uses (`AuditWriter`; tests pass a fake). */
 export type GroupAuditLog = Pick<AuditWriter, 'stage' | 'writeStaged' | 'discardStaged' | 'flush'>;
 
 export class AuditedCommit {
-  constructor(private readonly log: GroupAuditLog) {}
+  /**
+   * `keyedHead` gives the log's chain head after the lines just written, with
+   * its MAC (`audit-continuity.ts`); a ledger stores it in the group's
+   * transaction so the bank can hold its log to it at the next start.
+   */
+  constructor(
+    private readonly log: GroupAuditLog,
+    private readonly keyedHead: (() => KeyedAuditHead) | null = null,
+  ) {}
 
-  /** Writes the group's lines, or throws: the ledger then rolls back and calls `afterRollback`. */
-  beforeCommit(events: readonly AuditEvent[]): void {
+  /**
+   * Writes the group's lines, or throws: the ledger then rolls back and calls
+   * `afterRollback`. Returns the head to store with the group, if any.
+   */
+  beforeCommit(events: readonly AuditEvent[]): KeyedAuditHead | null {
     for (const event of events) this.log.stage(event);
     this.log.writeStaged();
+    return this.keyedHead?.() ?? null;
   }
 
   afterRollback(): void {

@@ -18,6 +18,7 @@ import type { AtmCredential } from '../protocol/handshake.ts';
 import { DEFAULT_MAX_FRAME_BODY } from '../protocol/frame.ts';
 import { AuditTap, type GroupAuditSink } from './audit-tap.ts';
 import { AuditedCommit } from './audited-commit.ts';
+import { checkAuditContinuity, keyedHead } from './audit-continuity.ts';
 import { Bank, type Clock } from './bank.ts';
 import { CardDesk, loadCardKey } from './card-desk.ts';
 import { BankConnection, type BankEvents, type ConnectionLimits } from './connection.ts';
@@ -136,7 +137,14 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   });
   // Every event reaches the files through here, whichever ledger is used.
   const tap = new AuditTap(files, operations.auditObserver);
-  const { ledger, audit } = await openLedger(options, tap, auditKey, random, logger, operations.metrics);
+  const { ledger, audit } = await openLedger(options, tap, files, auditKey, random, logger, operations.metrics);
+  try {
+    await checkAuditContinuity(ledger, files);
+  } catch (error) {
+    await ledger.close().catch(() => undefined);
+    await files.close().catch(() => undefined);
+    throw error;
+  }
   const cost = options.bcryptCost ?? DEFAULT_BCRYPT_COST;
   const passwords = options.isolatePasswordHashing
     ? processHasher(cost, {
@@ -326,12 +334,16 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
 async function openLedger(
   options: BankServerOptions,
   files: GroupAuditSink,
+  /** The log itself, whose durable head each money group stores (the tap only passes events through). */
+  writer: AuditWriter,
   auditKey: Buffer,
   random: RandomSource,
   logger: Logger,
   metrics: BankMeter,
 ): Promise<{ ledger: Ledger; audit: AuditSink }> {
-  const audited = new AuditedCommit(files);
+  // Each group's lines are written just before it commits, and the chain head
+  // after them is stored in its transaction: the start-up check holds the log to it.
+  const audited = new AuditedCommit(files, () => keyedHead(writer));
   if (options.ledgerUrl === undefined) {
     const ledger = new SqliteLedger(path.join(options.dataDir, LEDGER_FILE), audited, {
       committedGroup: (requests) => metrics.commitGroup(requests),

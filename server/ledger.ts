@@ -49,6 +49,14 @@ export type MoneyRule = (balanceCents: number, request: MoneyRequest) => MoneyDe
 /** What the audit line of a result reads. Pure: the ledger writes the line itself. */
 export type AuditLine<T> = (result: T) => AuditEvent;
 
+/**
+ * Where the audit log stood when the ledger's last movement committed: the
+ * chain head (audit/chain.ts: line number and the SHA-256 of that line) and
+ * its HMAC under a key derived from the audit key, so whoever can edit the
+ * ledger but lacks that key cannot make it vouch for a shortened log.
+ */
+export type KeyedAuditHead = { lineNumber: number; chainHash: Buffer; mac: Buffer };
+
 export interface Ledger {
   /** Null when the username is taken (ignoring case). */
   createAccount(username: string, passwordHash: string, at: string): Promise<Account | null>;
@@ -85,5 +93,13 @@ export interface Ledger {
   statement(accountId: number, limit: number, offset?: number): Promise<StatementEntry[]>;
   /** Commits and syncs a write of its own: resolves only if the ledger can commit right now (the health check). */
   probe(): Promise<void>;
+  /**
+   * The audit chain head stored in the transaction of the last group that
+   * moved money (the group's audit hook hands it over; null before the
+   * first), and how many journal rows there are. The bank checks at start
+   * that its audit log reaches that head (issue 12.6, 16.5). A store keeps
+   * one head: one row, overwritten by each such group.
+   */
+  auditHead(): Promise<{ head: KeyedAuditHead | null; journalRows: number }>;
   close(): Promise<void>;
 }

@@ -26,6 +26,7 @@ import { GroupSync, timedSync } from '../runtime/group-sync.ts';
 import type { AuditedCommit } from './audited-commit.ts';
 import type {
   Account,
+  KeyedAuditHead,
   AuditLine,
   Ledger,
   LoginRecord,
@@ -67,6 +68,15 @@ CREATE INDEX IF NOT EXISTS journal_statement ON journal (account_id, status, id)
 CREATE TABLE IF NOT EXISTS health_probe (
   id        INTEGER PRIMARY KEY CHECK (id = 1),
   probed_at TEXT    NOT NULL
+) STRICT;
+
+-- The audit log's chain head as of the last group that moved money, written
+-- in that group's transaction (see Ledger.auditHead). One row.
+CREATE TABLE IF NOT EXISTS audit_head (
+  id          INTEGER PRIMARY KEY CHECK (id = 1),
+  line_number INTEGER NOT NULL CHECK (line_number >= 0),
+  chain_hash  BLOB    NOT NULL,
+  mac         BLOB    NOT NULL
 ) STRICT;
 `;
 
@@ -161,6 +171,15 @@ function prepareStatements(db: Database.Database) {
       `INSERT INTO health_probe (id, probed_at) VALUES (1, ?)
        ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at`,
     ),
+    storeAuditHead: db.prepare<[number, Buffer, Buffer]>(
+      `INSERT INTO audit_head (id, line_number, chain_hash, mac) VALUES (1, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET line_number = excluded.line_number, chain_hash = excluded.chain_hash,
+       mac = excluded.mac`,
+    ),
+    auditHead: db.prepare<[], { line_number: number; chain_hash: Buffer; mac: Buffer }>(
+      'SELECT line_number, chain_hash, mac FROM audit_head WHERE id = 1',
+    ),
+    journalRows: db.prepare<[], { rows: number }>('SELECT COUNT(*) AS rows FROM journal'),
     statement: db.prepare<
       [number, number, number],
       { created_at: string; kind: MoneyKind; amount_cents: number; balance_after_cents: number }
@@ -336,8 +355,10 @@ export class SqliteLedger implements Ledger {
             if (result.event) events.push(result.event);
             return { item, value: result.value };
           });
-          // Throws if the lines cannot be written: the whole group rolls back.
-          this.audited.beforeCommit(events);
+          // Throws if the lines cannot be written: the whole group rolls back. The
+          // audit chain head after them is stored in the same transaction.
+          const head = this.audited.beforeCommit(events);
+          if (head && wrote) this.statements.storeAuditHead.run(head.lineNumber, head.chainHash, head.mac);
           return done;
         })
         .immediate();
@@ -402,6 +423,13 @@ export class SqliteLedger implements Ledger {
     }));
     await this.wal.all();
     return entries;
+  }
+
+  async auditHead(): Promise<{ head: KeyedAuditHead | null; journalRows: number }> {
+    const row = this.statements.auditHead.get();
+    const journalRows = this.statements.journalRows.get()?.rows ?? 0;
+    const head = row ? { lineNumber: row.line_number, chainHash: row.chain_hash, mac: row.mac } : null;
+    return { head, journalRows };
   }
 
   async close(): Promise<void> {

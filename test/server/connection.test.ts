@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame, FrameType, type Frame } from '../../protocol/frame.ts';
 import { FrameReader } from '../../protocol/frame-reader.ts';
 import { ClientHandshake } from '../../protocol/handshake.ts';
-import { decodeMessage, encodeMessage, ResponseSchema, type Request } from '../../protocol/messages.ts';
+import { decodeMessage, encodeMessage, NoticeSchema, ResponseSchema, type Request } from '../../protocol/messages.ts';
 import { CHANNEL_SESSION_ID, ContentType, Direction, RecordSession } from '../../protocol/record.ts';
 import { protocolErrors, startTestBank, uniqueTxId, type TestBank } from '../helpers.ts';
 import { fixedRandom } from '../protocol/fixtures.ts';
@@ -41,6 +41,10 @@ async function handshaken(bank: TestBank) {
   const { clientFinished, secrets } = handshake.onServerHello((await peer.nextFrame()).body);
   peer.socket.write(encodeFrame(FrameType.ClientFinished, clientFinished));
   const channel = new RecordSession(CHANNEL_SESSION_ID, secrets.channelKeys, Direction.AtmToBank, fixedRandom(12));
+  // The bank's first record is its audit checkpoint, for the ATM to witness.
+  const checkpoint = channel.open((await peer.nextFrame()).body);
+  expect(checkpoint.contentType).toBe(ContentType.Notice);
+  expect(decodeMessage(NoticeSchema, checkpoint.plaintext)).toMatchObject({ kind: 'audit_checkpoint' });
   const ask = async (request: Request) => {
     peer.socket.write(encodeFrame(FrameType.Record, channel.seal(ContentType.Request, encodeMessage(request))));
     return decodeMessage(ResponseSchema, channel.open((await peer.nextFrame()).body).plaintext);

@@ -11,6 +11,7 @@ import { AuditedCommit, type GroupAuditLog } from '../../server/audited-commit.t
 import type {
   Account,
   AuditLine,
+  KeyedAuditHead,
   Ledger,
   LoginRecord,
   MoneyDecision,
@@ -85,6 +86,7 @@ export class MemoryLedger implements Ledger {
   private readonly accounts = new Map<number, Account>();
   private readonly journal: JournalEntry[] = [];
   private readonly lastLogins = new Map<number, LoginRecord>();
+  private head: KeyedAuditHead | null = null;
 
   constructor(private readonly audited: AuditedCommit) {}
 
@@ -177,6 +179,10 @@ export class MemoryLedger implements Ledger {
 
   async close(): Promise<void> {}
 
+  async auditHead(): Promise<{ head: KeyedAuditHead | null; journalRows: number }> {
+    return { head: this.head, journalRows: this.journal.length };
+  }
+
   /** Sets a balance directly, for a test that needs one near a limit. */
   setBalance(accountId: number, cents: number): void {
     this.account(accountId).balanceCents = cents;
@@ -185,7 +191,7 @@ export class MemoryLedger implements Ledger {
   /** The transaction: its audit lines first; if they cannot be written, nothing changes. */
   private commit(events: AuditEvent[]): void {
     try {
-      this.audited.beforeCommit(events);
+      this.head = this.audited.beforeCommit(events) ?? this.head;
     } catch (error) {
       this.audited.afterRollback();
       throw error;
