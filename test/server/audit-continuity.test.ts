@@ -5,10 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { auditPaths } from '../../audit/writer.ts';
 import { BankClient } from '../../protocol/client.ts';
-import { readBankAuth } from '../../runtime/key-files.ts';
 import { LEDGER_FILE } from '../../server/data-dir.ts';
 import { editLines, readLines } from '../audit/fixtures.ts';
-import { startTestBank, tempDir, uniqueTxId } from '../helpers.ts';
+import { credentialFor, startTestBank, tempDir, uniqueTxId } from '../helpers.ts';
 import { spawnBank, spawnEntry, type Spawned } from '../process.ts';
 
 const children: Spawned[] = [];
@@ -21,8 +20,11 @@ async function dayAtTheBank(): Promise<{ dataDir: string; withdrawalLine: number
   const dataDir = tempDir();
   const bank = await spawnBank(dataDir);
   children.push(bank);
-  const terminalKey = readBankAuth(path.join(dataDir, 'bank.auth'));
-  const client = await BankClient.connect({ host: '127.0.0.1', port: bank.port, terminalKey, atmId: 1 });
+  const client = await BankClient.connect({
+    host: '127.0.0.1',
+    port: bank.port,
+    credential: credentialFor(dataDir, 1),
+  });
   await client.signup('zoe', 'password1');
   const session = await client.login('zoe', 'password1');
   await client.deposit(session, uniqueTxId(), 10_000);
