@@ -287,6 +287,7 @@ export class BankLink {
       this.currentBank = { host, port };
       this.failedInARow = 0;
       this.backoffMs = this.options.initialBackoffMs ?? 100;
+      if (this.options.witness) this.watchAudit(client);
       logger.info(
         { atm: atmId, action: 'bank_link', outcome: 'connected' },
         `connected to the bank at ${host}:${port}`,
@@ -339,6 +340,21 @@ export class BankLink {
       void this.start();
     }, delay);
     this.retryTimer.unref();
+  }
+
+  /** Subscribes to the bank's checkpoints; a refusal costs a log line (and this connection's witness), never the link. */
+  private watchAudit(client: BankClient): void {
+    client.watchAudit().catch((error: unknown) => {
+      if (client.closed) return;
+      this.options.logger.warn(
+        {
+          atm: this.options.credential.atmId,
+          action: 'audit_witness',
+          outcome: error instanceof Error ? error.message : 'failed',
+        },
+        'the bank did not agree to send audit checkpoints',
+      );
+    });
   }
 
   /** Keeps a newer audit checkpoint; a disk that refuses it costs a log line, never the link. */

@@ -45,7 +45,7 @@ export type BankClientOptions = Endpoint & {
   /** Deadline for each answer; bcrypt at cost 12 takes a few hundred ms. */
   requestTimeoutMs?: number;
   maxFrameBody?: number;
-  /** Each audit checkpoint the bank sends (valid by schema; its signature is the auditor's to check). */
+  /** Each audit checkpoint the bank sends after `watchAudit()` (valid by schema; its signature is the auditor's to check). */
   onNotice?: (notice: Notice) => void;
 };
 
@@ -211,6 +211,11 @@ export class BankClient {
 
   async ping(): Promise<void> {
     this.expect('ping', await this.request(null, { op: 'ping' }));
+  }
+
+  /** Asks the bank for its signed audit checkpoints on this connection (given to `onNotice`). */
+  async watchAudit(): Promise<void> {
+    this.expect('watch_audit', await this.request(null, { op: 'watch_audit' }));
   }
 
   async deposit(

@@ -78,6 +78,12 @@ export const RequestSchema = z.discriminatedUnion('op', [
   z.strictObject({ id: RequestId, op: z.literal('ping') }),
   /** Reopens a logged-in customer's session on this connection (another node, or after a reconnect). */
   z.strictObject({ id: RequestId, op: z.literal('resume'), ticket: Ticket }),
+  /**
+   * This ATM keeps a witness of the audit chain: from now on the bank sends
+   * this connection its signed checkpoints (Notices). A connection that never
+   * asks gets none (bin/atm sees only answers to what it sent).
+   */
+  z.strictObject({ id: RequestId, op: z.literal('watch_audit') }),
   z.strictObject({ id: RequestId, op: z.literal('deposit'), txId: TxId, amountCents: Cents, ...Client }),
   z.strictObject({ id: RequestId, op: z.literal('withdraw'), txId: TxId, amountCents: Cents, ...Client }),
   z.strictObject({ id: RequestId, op: z.literal('balance'), ...Client }),
@@ -109,6 +115,7 @@ export const CHANNEL_OPS: ReadonlySet<RequestOp> = new Set([
   'login',
   'resume',
   'ping',
+  'watch_audit',
   'card',
   'card_confirm',
   'card_login',
@@ -162,6 +169,7 @@ export const ResponseSchema = z.discriminatedUnion('ok', [
       z.strictObject({ op: z.literal('login'), ...OpenedSession, lastLogin: LastLoginSchema }),
       z.strictObject({ op: z.literal('resume'), ...OpenedSession }),
       z.strictObject({ op: z.literal('ping') }),
+      z.strictObject({ op: z.literal('watch_audit') }),
       /** The conversation is held; `card` is the new card's secret for `open`, else empty. */
       z.strictObject({ op: z.literal('card'), card: CardSecret.or(z.literal('')) }),
       /** Applied and durable; the balance after it (what `balance` prints). */
@@ -188,8 +196,9 @@ export type MoneyResult = Extract<ResponseResult, { op: 'deposit' | 'withdraw' }
 
 /**
  * What the bank tells an ATM unasked, on the channel session (content type
- * Notice): the newest signed checkpoint of its audit chain, for the ATM to
- * keep as a witness (audit/checkpoint.ts).
+ * Notice), once that connection sent `watch_audit`: the newest signed
+ * checkpoint of its audit chain, for the ATM to keep as a witness
+ * (audit/checkpoint.ts).
  */
 export const NoticeSchema = z.discriminatedUnion('kind', [
   z.strictObject({

@@ -169,7 +169,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   }
 
   // Every ATM witnesses the audit chain: the durable head, signed, at most
-  // once per interval while events arrive, and once as soon as it connects.
+  // once per interval while events arrive, to each ATM that asked (watch_audit).
   const checkpoints = new CheckpointPublisher({
     head: () => files.durableHead,
     signer: ed25519Signer(readAuditSigningKey(paths.auditSigningKey)),

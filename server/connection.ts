@@ -79,7 +79,7 @@ export type ConnectionDeps = {
   /** Each answered request: its operation, `ok` or the error code sent, and its time in the bank. */
   answered?: (op: string, outcome: string, nanoseconds: number) => void;
   nowMs?: () => number;
-  /** The newest signed audit checkpoint, sent to the ATM as soon as its channel opens. */
+  /** The newest signed audit checkpoint, sent to an ATM as soon as it asks to watch the chain. */
   currentCheckpoint?: () => Notice | null;
 };
 
@@ -104,6 +104,8 @@ export class BankConnection {
   private readonly revoked = new Set<string>();
   private conversation: Conversation | null = null;
   private breakReported = false;
+  /** The ATM sent `watch_audit`: it keeps a witness, so checkpoints go to it (never unasked). */
+  private watchingAudit = false;
   private inFlight = 0;
   private draining = false;
   private readonly idleWaiters: Array<() => void> = [];
@@ -179,19 +181,25 @@ export class BankConnection {
     this.deps.logger.info({ peer: this.peer, atm: secrets.atmId, action: 'connect', outcome: 'ok' }, 'ATM connected');
     // Revoked between its ClientHello and its ClientFinished.
     if (this.deps.terminals.isRevoked(secrets.atmId)) this.revoke();
-    const checkpoint = this.deps.currentCheckpoint?.();
-    if (checkpoint) this.sendNotice(checkpoint);
   }
 
-  /** Tells the ATM something unasked (an audit checkpoint); nothing if the channel is not open. */
+  /**
+   * Tells a watching ATM the newest audit checkpoint; nothing if it never sent
+   * `watch_audit` or the channel is not open.
+   */
   sendNotice(notice: Notice): void {
     const channel = this.channel;
-    if (this.state !== 'open' || !channel || channel.closed) return;
+    if (!this.watchingAudit || this.state !== 'open' || !channel || channel.closed) return;
     try {
       channel.sendNotice(encodeMessage(notice));
     } catch (error) {
       channel.close(error instanceof ProtocolError ? error : new ProtocolError('ERR_BAD_MESSAGE'));
     }
+  }
+
+  private sendCurrentCheckpoint(): void {
+    const checkpoint = this.deps.currentCheckpoint?.();
+    if (checkpoint) this.sendNotice(checkpoint);
   }
 
   private handshakeFailed(error: unknown): void {
@@ -242,6 +250,8 @@ export class BankConnection {
         this.deps.serviceTimes.record(nanoseconds);
         this.answeredCount += 1;
         this.deps.answered?.(request.op, response.ok ? 'ok' : response.code, nanoseconds);
+        // After the answer, so the ATM's reply to watch_audit comes before the first checkpoint.
+        if (response.ok && response.result.op === 'watch_audit') this.sendCurrentCheckpoint();
       })
       .finally(() => this.requestDone());
   }
@@ -312,6 +322,9 @@ export class BankConnection {
     switch (request.op) {
       case 'ping':
         return { op: 'ping' };
+      case 'watch_audit':
+        this.watchingAudit = true;
+        return { op: 'watch_audit' };
       case 'signup':
         return { op: 'signup', ...(await bank.signup(actor, request.username, request.password)) };
       case 'login':

@@ -41,10 +41,6 @@ async function handshaken(bank: TestBank) {
   const { clientFinished, secrets } = handshake.onServerHello((await peer.nextFrame()).body);
   peer.socket.write(encodeFrame(FrameType.ClientFinished, clientFinished));
   const channel = new RecordSession(CHANNEL_SESSION_ID, secrets.channelKeys, Direction.AtmToBank, fixedRandom(12));
-  // The bank's first record is its audit checkpoint, for the ATM to witness.
-  const checkpoint = channel.open((await peer.nextFrame()).body);
-  expect(checkpoint.contentType).toBe(ContentType.Notice);
-  expect(decodeMessage(NoticeSchema, checkpoint.plaintext)).toMatchObject({ kind: 'audit_checkpoint' });
   const ask = async (request: Request) => {
     peer.socket.write(encodeFrame(FrameType.Record, channel.seal(ContentType.Request, encodeMessage(request))));
     return decodeMessage(ResponseSchema, channel.open((await peer.nextFrame()).body).plaintext);
@@ -113,6 +109,24 @@ describe('the bank on the wire', () => {
     peer.socket.write(encodeFrame(FrameType.ClientFinished, Buffer.alloc(32)));
     await peer.closed;
     expect(protocolErrors(running.dataDir)).toEqual(['ERR_HANDSHAKE']);
+  });
+
+  it('sends audit checkpoints only to a connection that asked with watch_audit, after its answer', async () => {
+    running = await startTestBank();
+    const peer = await handshaken(running);
+    // Something to sign: a signup adds audit lines.
+    expect(await peer.ask({ id: 1, op: 'signup', username: 'watcher1', password: 'password1' })).toMatchObject({
+      ok: true,
+    });
+    // Well past the one-second checkpoint interval: still only answers to what it sent.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(await peer.ask({ id: 2, op: 'ping' })).toEqual({ id: 2, ok: true, result: { op: 'ping' } });
+    expect(peer.frames).toEqual([]);
+    expect(await peer.ask({ id: 3, op: 'watch_audit' })).toEqual({ id: 3, ok: true, result: { op: 'watch_audit' } });
+    const notice = peer.channel.open((await peer.nextFrame()).body);
+    expect(notice.contentType).toBe(ContentType.Notice);
+    expect(decodeMessage(NoticeSchema, notice.plaintext)).toMatchObject({ kind: 'audit_checkpoint' });
+    peer.socket.destroy();
   });
 
   it('answers a transaction before login with "Log in first" and audits the phase violation', async () => {
