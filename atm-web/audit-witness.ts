@@ -4,11 +4,16 @@
  * auditor can later prove the bank's log was not cut or rolled back past it
  * (`npm run audit -- verify --head FILE`). A checkpoint older than the one
  * kept (a bank restored from an old copy) never replaces it.
+ *
+ * When the bank is several nodes, each with its own chain, the file keeps
+ * the newest checkpoint of each node the ATM has been linked to: after a
+ * failover the ATM goes on witnessing the new node without forgetting what
+ * the old one had written.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { encodeWitness, parseWitness, type Checkpoint } from '../audit/checkpoint.ts';
+import { encodeWitness, parseWitness, type Checkpoint, type WitnessHead } from '../audit/checkpoint.ts';
 import { writeFileDurably } from '../runtime/key-files.ts';
 
 export function auditHeadFile(dataDir: string, atmId: number): string {
@@ -16,36 +21,45 @@ export function auditHeadFile(dataDir: string, atmId: number): string {
 }
 
 export class AuditWitness {
-  private kept: Checkpoint | null = null;
+  /** The newest head of each node's chain; the key is the node id, '' for a lone bank. */
+  private readonly kept = new Map<string, WitnessHead>();
 
   constructor(
     private readonly file: string,
     private readonly atmId: number,
     private readonly clock: () => Date = () => new Date(),
   ) {
+    let text: string | null = null;
     try {
-      this.kept = parseWitness(fs.readFileSync(file, 'utf8'))?.checkpoint ?? null;
+      text = fs.readFileSync(file, 'utf8');
     } catch {
       // No head yet: this ATM has not witnessed anything.
     }
+    for (const head of (text === null ? null : parseWitness(text))?.heads ?? []) {
+      this.kept.set(head.checkpoint.node ?? '', head);
+    }
   }
 
-  /** The line number of the newest checkpoint kept (0 when none). */
-  get lineNumber(): number {
-    return this.kept?.lineNumber ?? 0;
+  /** The line number of the newest checkpoint kept of a node's chain (null: a lone bank's); 0 when none. */
+  lineNumberOf(node: string | null = null): number {
+    return this.kept.get(node ?? '')?.checkpoint.lineNumber ?? 0;
   }
 
   /**
-   * Keeps the checkpoint if it is newer than the one kept; returns whether it
-   * did. Written durably (temp file, fsync, rename), at most as often as the
-   * bank signs (once a second).
+   * Keeps the checkpoint if it is newer than the one kept of the same node's
+   * chain; returns whether it did. Written durably (temp file, fsync,
+   * rename), at most as often as the bank signs (once a second).
    */
   offer(checkpoint: Checkpoint): boolean {
-    if (this.kept && checkpoint.lineNumber <= this.kept.lineNumber) return false;
-    const text = encodeWitness({ atm: this.atmId, checkpoint, receivedAt: this.clock().toISOString() });
+    const key = checkpoint.node ?? '';
+    const current = this.kept.get(key);
+    if (current && checkpoint.lineNumber <= current.checkpoint.lineNumber) return false;
+    const heads = new Map(this.kept).set(key, { checkpoint, receivedAt: this.clock().toISOString() });
+    const text = encodeWitness({ atm: this.atmId, heads: [...heads.values()] });
     writeFileDurably(this.file, text, { mode: 0o600, replace: true });
     fs.chmodSync(this.file, 0o600);
-    this.kept = checkpoint;
+    this.kept.clear();
+    for (const [node, head] of heads) this.kept.set(node, head);
     return true;
   }
 }

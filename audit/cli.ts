@@ -8,9 +8,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { AUDIT_KEY_FILE, AUDIT_SIGNING_KEY_FILE, readAuditKey, readAuditSigningKey } from '../runtime/key-files.ts';
+import {
+  AUDIT_KEY_FILE,
+  AUDIT_SIGNING_KEY_FILE,
+  NODE_ID_FILE,
+  readAuditKey,
+  readAuditSigningKey,
+} from '../runtime/key-files.ts';
 import { ed25519Signer } from '../protocol/crypto.ts';
-import { checkpointIsSigned, parseWitness } from './checkpoint.ts';
+import { NODE_ID_PATTERN } from '../protocol/messages.ts';
+import { checkpointIsSigned, parseWitness, witnessHeadOf } from './checkpoint.ts';
 import {
   describeJson,
   describeText,
@@ -71,7 +78,9 @@ options:
   verify:
   --head FILE          a witness's checkpoint (an ATM's atm-N.audit-head); may be
                        given several times. verify fails if the log is shorter
-                       than, or differs from, what any witness saw.
+                       than, or differs from, what any witness saw. For a node
+                       of a shared ledger (its data dir has node.id) the
+                       witness's checkpoint of that node's chain is used.
 
 exit status: 0 when everything agrees, 1 when the trail or the ledger does
 not (each problem is named on stderr), 2 for bad usage or unreadable files.`;
@@ -154,8 +163,9 @@ function verify(dataDir: string, heads: string[], out: (line: string) => void, e
   if (heads.length > 0) {
     const seed = readAuditSigningKey(path.join(dataDir, AUDIT_SIGNING_KEY_FILE));
     const publicKey = ed25519Signer(seed).publicKey;
+    const node = nodeOf(dataDir);
     for (const file of heads) {
-      const problem = checkWitness(file, publicKey, log);
+      const problem = checkWitness(file, publicKey, node, log);
       if (problem) {
         err(`witness ${file}: ${problem}`);
         bad = true;
@@ -171,8 +181,12 @@ function verify(dataDir: string, heads: string[], out: (line: string) => void, e
   return bad ? 1 : 0;
 }
 
-/** Why the log disagrees with one witness's checkpoint, or null when it agrees. */
-function checkWitness(file: string, publicKey: Buffer, log: VerifiedLog): string | null {
+/**
+ * Why the log disagrees with one witness's checkpoint of this data dir's
+ * chain (its node's, when `node.id` names one), or null when it agrees or
+ * the witness never saw this chain.
+ */
+function checkWitness(file: string, publicKey: Buffer, node: string | null, log: VerifiedLog): string | null {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -181,8 +195,11 @@ function checkWitness(file: string, publicKey: Buffer, log: VerifiedLog): string
   }
   const witness = parseWitness(text);
   if (!witness) return 'is not a witness head file';
-  const { checkpoint } = witness;
-  const who = `ATM ${witness.atm} saw line ${checkpoint.lineNumber} (received ${witness.receivedAt})`;
+  const head = witnessHeadOf(witness, node);
+  if (!head) return null;
+  const { checkpoint } = head;
+  const chain = node === null ? '' : ` of node ${node}`;
+  const who = `ATM ${witness.atm} saw line ${checkpoint.lineNumber}${chain} (received ${head.receivedAt})`;
   if (!checkpointIsSigned(publicKey, checkpoint)) {
     return `${who}, but its signature does not verify with this bank's audit signing key`;
   }
@@ -200,6 +217,16 @@ function checkWitness(file: string, publicKey: Buffer, log: VerifiedLog): string
     );
   }
   return null;
+}
+
+/** This data dir's node id in a shared ledger (`node.id`), or null for a lone bank. */
+function nodeOf(dataDir: string): string | null {
+  try {
+    const id = fs.readFileSync(path.join(dataDir, NODE_ID_FILE), 'utf8').trim();
+    return NODE_ID_PATTERN.test(id) ? id : null;
+  } catch {
+    return null;
+  }
 }
 
 function run(

@@ -28,6 +28,9 @@ const Ticket = z.string().regex(/^[A-Za-z0-9_-]{1,512}$/);
 export const CLIENT_ADDRESS_PATTERN = /^[0-9A-Za-z:.%_-]{1,64}$/;
 const Client = { client: z.string().regex(CLIENT_ADDRESS_PATTERN).optional() };
 
+/** A bank node's name among the nodes sharing a PostgreSQL ledger (`node.id`). */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
 /**
  * Most statement entries one answer may carry (a CSV download pages through
  * them at this size). 20 entries at their longest come to about 2.4 KB of
@@ -203,6 +206,8 @@ export type MoneyResult = Extract<ResponseResult, { op: 'deposit' | 'withdraw' }
 export const NoticeSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('audit_checkpoint'),
+    /** The node whose chain this is, when the bank is several nodes on a shared ledger. */
+    node: z.string().regex(NODE_ID_PATTERN).optional(),
     line: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
     chainHash: z.string().regex(/^[0-9a-f]{64}$/),
     signature: z.string().regex(/^[0-9a-f]{128}$/),

@@ -32,6 +32,8 @@ export const BANK_KEYS_FILE = 'bank.keys';
 export const REVOCATIONS_FILE = 'revoked-atms';
 export const AUDIT_KEY_FILE = 'audit.key';
 export const AUDIT_SIGNING_KEY_FILE = 'audit-signing.key';
+/** A bank node's name in a shared PostgreSQL ledger (server/data-dir.ts); `verify --head` reads it too. */
+export const NODE_ID_FILE = 'node.id';
 
 const BANK_KEYS_FORMAT = 'atm-bank-keys/v1';
 const CREDENTIAL_FORMAT = 'atm-terminal/v1';

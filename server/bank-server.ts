@@ -137,7 +137,9 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   });
   // Every event reaches the files through here, whichever ledger is used.
   const tap = new AuditTap(files, operations.auditObserver);
-  const { ledger, audit } = await openLedger(options, tap, files, auditKey, random, logger, operations.metrics);
+  // A node of a shared ledger has its own audit chain, named by its id in the ledger and in its checkpoints.
+  const node = options.ledgerUrl === undefined ? null : nodeId(options.dataDir, random, options.nodeId);
+  const { ledger, audit } = await openLedger(options, node, tap, files, auditKey, random, logger, operations.metrics);
   try {
     await checkAuditContinuity(ledger, files);
   } catch (error) {
@@ -174,6 +176,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
     head: () => files.durableHead,
     signer: ed25519Signer(readAuditSigningKey(paths.auditSigningKey)),
     intervalMs: options.checkpointIntervalMs ?? 1_000,
+    node,
     publish: (checkpoint) => {
       const notice = checkpointNotice(checkpoint);
       for (const connection of connections) connection.sendNotice(notice);
@@ -333,6 +336,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
  */
 async function openLedger(
   options: BankServerOptions,
+  node: string | null,
   files: GroupAuditSink,
   /** The log itself, whose durable head each money group stores (the tap only passes events through). */
   writer: AuditWriter,
@@ -344,7 +348,7 @@ async function openLedger(
   // Each group's lines are written just before it commits, and the chain head
   // after them is stored in its transaction: the start-up check holds the log to it.
   const audited = new AuditedCommit(files, () => keyedHead(writer));
-  if (options.ledgerUrl === undefined) {
+  if (options.ledgerUrl === undefined || node === null) {
     const ledger = new SqliteLedger(path.join(options.dataDir, LEDGER_FILE), audited, {
       committedGroup: (requests) => metrics.commitGroup(requests),
       walSynced: (seconds) => metrics.fsync('wal', seconds),
@@ -355,7 +359,7 @@ async function openLedger(
   const { PostgresLedger } = await import('./postgres-ledger.ts');
   const ledger = await PostgresLedger.open({
     url: options.ledgerUrl,
-    nodeId: nodeId(options.dataDir, random, options.nodeId),
+    nodeId: node,
     auditKey,
     random,
     audited,

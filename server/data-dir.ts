@@ -15,9 +15,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { KEY_BYTES, type RandomSource } from '../protocol/crypto.ts';
+import { NODE_ID_PATTERN } from '../protocol/messages.ts';
 import {
   AUDIT_KEY_FILE,
   AUDIT_SIGNING_KEY_FILE,
+  NODE_ID_FILE,
   createSecretFile,
   encodeAuditKey,
   encodeAuditSigningKey,
@@ -25,9 +27,7 @@ import {
 import { createBankKeys } from './terminals.ts';
 
 export const LEDGER_FILE = 'ledger.db';
-export const NODE_ID_FILE = 'node.id';
 export const TICKET_KEY_FILE = 'ticket.key';
-const NODE_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 export type DataDirPaths = {
   dir: string;

@@ -153,16 +153,19 @@ describe('npm run audit -- verify --head', () => {
     const signer = ed25519Signer(readAuditSigningKey(path.join(log.dataDir, AUDIT_SIGNING_KEY_FILE)));
     const checkpoint = signCheckpoint(signer, verified.head);
     const head = path.join(tempDir(), 'atm-2.audit-head');
-    fs.writeFileSync(head, encodeWitness({ atm: 2, checkpoint, receivedAt: '2026-01-01T00:01:00.000Z' }));
+    fs.writeFileSync(head, encodeWitness({ atm: 2, heads: [{ checkpoint, receivedAt: '2026-01-01T00:01:00.000Z' }] }));
     return { ...log, head };
   }
+
+  type HeadJson = { node: string | null; line: number; chainHash: string; signature: string };
+  const headsIn = (file: string) => (JSON.parse(fs.readFileSync(file, 'utf8')) as { heads: HeadJson[] }).heads;
 
   it('agrees with a witness that saw the log as it is, and prints the last line and chain hash', async () => {
     const { dataDir, head } = await witnessed(5);
     const result = runAudit(['verify', '--data-dir', dataDir, '--head', head]);
     expect(result.err).toEqual([]);
     expect(result.code).toBe(0);
-    const hash = (JSON.parse(fs.readFileSync(head, 'utf8')) as { chainHash: string }).chainHash;
+    const hash = headsIn(head)[0]?.chainHash;
     expect(result.out).toEqual([
       `last line 5, chain hash ${hash}`,
       'audit log intact: 5 lines verified, plaintext log matches; agrees with 1 witness head(s)',
@@ -195,14 +198,47 @@ describe('npm run audit -- verify --head', () => {
 
   it('refuses a witness file whose signature is not the bank’s', async () => {
     const { dataDir, head } = await witnessed(5);
-    const forged = JSON.parse(fs.readFileSync(head, 'utf8')) as { signature: string };
-    forged.signature = `${forged.signature.slice(0, -2)}00`;
+    const forged = JSON.parse(fs.readFileSync(head, 'utf8')) as { heads: HeadJson[] };
+    const first = forged.heads[0];
+    if (first) first.signature = `${first.signature.slice(0, -2)}00`;
     fs.writeFileSync(head, JSON.stringify(forged));
     const result = runAudit(['verify', '--data-dir', dataDir, '--head', head]);
     expect(result.code).toBe(1);
     expect(result.err[0]).toMatch(/signature does not verify/);
     fs.writeFileSync(head, 'not a witness');
     expect(runAudit(['verify', '--data-dir', dataDir, '--head', head]).err[0]).toMatch(/is not a witness head file/);
+  });
+
+  it('holds a node of a shared ledger to the witness’s checkpoint of that node’s chain, and no other', async () => {
+    const log = await writeLog(5);
+    fs.writeFileSync(path.join(log.dataDir, 'node.id'), 'node-a\n');
+    const signer = ed25519Signer(readAuditSigningKey(path.join(log.dataDir, AUDIT_SIGNING_KEY_FILE)));
+    const ours = signCheckpoint(signer, verifyLogFile(log.key, log.file).head, 'node-a');
+    // Another node's chain is longer: its line 40 says nothing about this node's log.
+    const theirs = signCheckpoint(signer, { lineNumber: 40, chainHash: Buffer.alloc(32, 7) }, 'node-b');
+    const receivedAt = '2026-01-01T00:01:00.000Z';
+    const head = path.join(tempDir(), 'atm-2.audit-head');
+    const heads = [
+      { checkpoint: theirs, receivedAt },
+      { checkpoint: ours, receivedAt },
+    ];
+    fs.writeFileSync(head, encodeWitness({ atm: 2, heads }));
+    expect(runAudit(['verify', '--data-dir', log.dataDir, '--head', head])).toMatchObject({ code: 0, err: [] });
+
+    editLines(log.file, (lines) => lines.slice(0, 3));
+    editLines(log.plain, (lines) => lines.slice(0, 3));
+    const cut = runAudit(['verify', '--data-dir', log.dataDir, '--head', head]);
+    expect(cut.code).toBe(1);
+    expect(cut.err).toEqual([
+      `witness ${head}: ATM 2 saw line 5 of node node-a (received ${receivedAt}), but the log ends at line 3: lines 4-5 are missing`,
+    ]);
+
+    // The node is signed: node-b's checkpoint relabelled as node-a's does not verify.
+    const relabelled = { ...theirs, node: 'node-a' };
+    fs.writeFileSync(head, encodeWitness({ atm: 2, heads: [{ checkpoint: relabelled, receivedAt }] }));
+    expect(runAudit(['verify', '--data-dir', log.dataDir, '--head', head]).err[0]).toMatch(
+      /ATM 2 saw line 40 of node node-a .* signature does not verify/,
+    );
   });
 });
 

@@ -1,29 +1,43 @@
 import fs from 'node:fs';
+import path from 'node:path';
 
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { parseWitness } from '../../audit/checkpoint.ts';
+import { parseWitness, witnessHeadOf } from '../../audit/checkpoint.ts';
 import { auditPaths } from '../../audit/writer.ts';
 import { AuditWitness, auditHeadFile } from '../../atm-web/audit-witness.ts';
 import { auditEvents, runAudit, startTestBank, tempDir, uniqueTxId, type TestBank } from '../helpers.ts';
-import { login, signup, startTestAtm, transact, type TestAtm } from '../atm-web/harness.ts';
+import { login, signup, startAtmApp, startTestAtm, transact, type TestAtm } from '../atm-web/harness.ts';
+import { SHARED_KEY_FILES } from '../../cluster/cluster.ts';
+import { SKIP_POSTGRES_REASON, createTestDatabase, type TestDatabase } from '../postgres.ts';
 import { editLines } from './fixtures.ts';
 
 let bank: TestBank | null = null;
 let atm: TestAtm | null = null;
+const nodes: TestBank[] = [];
+let database: TestDatabase | null = null;
 afterEach(async () => {
   await atm?.close();
   await bank?.stop();
+  for (const node of nodes.splice(0)) await node.stop();
+  await database?.drop();
   atm = null;
   bank = null;
+  database = null;
 });
 
+/** The line of the checkpoint of `node`'s chain (null: a lone bank's) the witness file holds; 0 when none. */
+function witnessedLine(file: string, node: string | null = null): number {
+  const witness = fs.existsSync(file) ? parseWitness(fs.readFileSync(file, 'utf8')) : null;
+  return (witness && witnessHeadOf(witness, node)?.checkpoint.lineNumber) ?? 0;
+}
+
 /** Waits (up to a generous bound) until the witness file holds a checkpoint at or past `line`. */
-async function witnessReaches(file: string, line: number): Promise<number> {
+async function witnessReaches(file: string, line: number, node: string | null = null): Promise<number> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const seen = fs.existsSync(file) ? (parseWitness(fs.readFileSync(file, 'utf8'))?.checkpoint.lineNumber ?? 0) : 0;
+    const seen = witnessedLine(file, node);
     if (seen >= line) return seen;
     if (Date.now() > deadline) throw new Error(`witness stuck at line ${seen}, waiting for ${line}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -75,6 +89,67 @@ describe('ATMs as witnesses of the audit chain', () => {
       ),
     ]);
   });
+});
+
+describe.skipIf(SKIP_POSTGRES_REASON)('an ATM witnessing a bank of several nodes', () => {
+  it(
+    'subscribes again on the node it fails over to and keeps each node’s newest checkpoint, so verify --head holds each node’s log to its own',
+    { timeout: 60_000 },
+    async () => {
+      database = await createTestDatabase();
+      const first = await startTestBank({ ledgerUrl: database.url, nodeId: 'node-1', checkpointIntervalMs: 50 });
+      nodes.push(first);
+      const secondDir = tempDir();
+      for (const key of SHARED_KEY_FILES) fs.copyFileSync(path.join(first.dataDir, key), path.join(secondDir, key));
+      const second = await startTestBank({
+        dataDir: secondDir,
+        ledgerUrl: database.url,
+        nodeId: 'node-2',
+        checkpointIntervalMs: 50,
+      });
+      nodes.push(second);
+      const file = auditHeadFile(tempDir(), 2);
+      const banks = [first, second].map((node) => ({ host: '127.0.0.1', port: node.bank.port }));
+      atm = await startAtmApp(banks, first.bank.credentialFor(2), { witness: new AuditWitness(file, 2) });
+      const agent = request.agent(atm.app);
+      await signup(agent, 'nadia', 'password1');
+      await login(agent, 'nadia', 'password1');
+      expect((await transact(agent, 'deposit', '5.00')).status).toBe(303);
+      const onFirst = await witnessReaches(file, lastLine(first.dataDir), 'node-1');
+
+      // The first node goes away; the link moves to the second and the customer carries on there.
+      await first.stop();
+      nodes.splice(nodes.indexOf(first), 1);
+      expect((await transact(agent, 'withdraw', '2.00')).status).toBe(303);
+      expect(atm.link.connectedTo?.port).toBe(second.bank.port);
+      const onSecond = await witnessReaches(file, lastLine(second.dataDir), 'node-2');
+      // The first node's head is kept beside the second's, not replaced by it.
+      expect(witnessedLine(file, 'node-1')).toBe(onFirst);
+      await atm.close();
+      atm = null;
+      await second.stop();
+      nodes.splice(0);
+
+      for (const dataDir of [first.dataDir, second.dataDir]) {
+        expect(runAudit(['verify', '--data-dir', dataDir, '--head', file])).toMatchObject({ code: 0, err: [] });
+      }
+      // Cut the first node's logs behind what the witness saw of it: caught, and named as that node's.
+      const { encrypted, plain } = auditPaths(first.dataDir);
+      const keep = onFirst - 1;
+      editLines(encrypted, (lines) => lines.slice(0, keep));
+      editLines(plain, (lines) => lines.slice(0, keep));
+      const result = runAudit(['verify', '--data-dir', first.dataDir, '--head', file]);
+      expect(result.code).toBe(1);
+      expect(result.err).toEqual([
+        expect.stringMatching(
+          new RegExp(`^witness ${file}: ATM 2 saw line ${onFirst} of node node-1 .* lines ${keep + 1}-${onFirst} are`),
+        ),
+      ]);
+      // The second node's log agrees with what the witness saw of it.
+      expect(onSecond).toBeGreaterThan(0);
+      expect(runAudit(['verify', '--data-dir', second.dataDir, '--head', file]).code).toBe(0);
+    },
+  );
 });
 
 describe('who an audit line is about', () => {
