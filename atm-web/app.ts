@@ -8,11 +8,11 @@ import path from 'node:path';
 
 import express, { type NextFunction, type Request, type Response } from 'express';
 import session from 'express-session';
-import helmet from 'helmet';
 import { Registry } from 'prom-client';
 
 import type { Logger } from '../runtime/logger.ts';
 import { silentLogger } from '../runtime/logger.ts';
+import { pageSecurityHeaders } from '../runtime/page-headers.ts';
 import type { BankLink } from './bank-link.ts';
 import { processTimeZone } from './display.ts';
 import type { Flash } from './flash.ts';
@@ -82,30 +82,7 @@ export function createApp(deps: AtmAppDeps): express.Express {
   });
   app.use(observeRequests(deps.atmId, logger, metrics));
 
-  app.use(
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: false,
-        // No inline script or style anywhere: everything comes from /public.
-        directives: {
-          defaultSrc: ["'none'"],
-          scriptSrc: ["'self'"],
-          styleSrc: ["'self'"],
-          imgSrc: ["'self'"],
-          fontSrc: ["'self'"],
-          connectSrc: ["'self'"],
-          formAction: ["'self'"],
-          frameAncestors: ["'none'"],
-          baseUri: ["'none'"],
-          objectSrc: ["'none'"],
-          ...(secure ? { upgradeInsecureRequests: [] } : {}),
-        },
-      },
-      frameguard: { action: 'deny' },
-      strictTransportSecurity: secure,
-      referrerPolicy: { policy: 'no-referrer' },
-    }),
-  );
+  app.use(pageSecurityHeaders({ formAction: "'self'", secure }));
   app.use('/public', express.static(path.join(ROOT, 'public'), { index: false, fallthrough: true, maxAge: '1h' }));
   // Before sessions: health checks and scrapes set no cookie and need no CSRF token.
   app.use(opsRoutes({ bank: deps.bank, metrics }));

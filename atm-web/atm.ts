@@ -9,6 +9,7 @@ import path from 'node:path';
 import { atmKeyFileName, createSecretFile, readAtmCredential } from '../runtime/key-files.ts';
 import { secureRandom } from '../protocol/crypto.ts';
 import { silentLogger, type Logger } from '../runtime/logger.ts';
+import { listenOn } from '../runtime/listen.ts';
 import { createApp, SESSION_IDLE_MS, type AtmAppDeps } from './app.ts';
 import { AuditWitness, auditHeadFile } from './audit-witness.ts';
 import { BankLink, type BankEndpoint, type BankLinkOptions } from './bank-link.ts';
@@ -87,15 +88,7 @@ export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
     ...(options.metricsRegistry ? { metricsRegistry: options.metricsRegistry } : {}),
   });
   const server = createLimitedServer(app, { ...DEFAULT_HTTP_LIMITS, ...options.httpLimits });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? ATM_PORT_BASE + options.atmId, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('ATM has no TCP address');
+  const address = await listenOn(server, options.port ?? ATM_PORT_BASE + options.atmId, options.host);
   let closing: Promise<void> | null = null;
   return {
     url: `http://${options.host}:${address.port}`,

@@ -11,9 +11,9 @@
 import path from 'node:path';
 
 import express, { type NextFunction, type Request, type Response } from 'express';
-import helmet from 'helmet';
 import type { Registry } from 'prom-client';
 
+import { pageSecurityHeaders } from '../runtime/page-headers.ts';
 import { operatorPage, type OperatorStatus } from './operator-page.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -46,28 +46,8 @@ export function createAdminApp(deps: AdminAppDeps): express.Express {
   app.set('views', path.join(ROOT, 'views'));
   app.set('x-powered-by', false);
 
-  app.use(
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: false,
-        // The same policy as the ATM pages: no inline script or style.
-        directives: {
-          defaultSrc: ["'none'"],
-          scriptSrc: ["'self'"],
-          styleSrc: ["'self'"],
-          imgSrc: ["'self'"],
-          connectSrc: ["'self'"],
-          formAction: ["'none'"],
-          frameAncestors: ["'none'"],
-          baseUri: ["'none'"],
-          objectSrc: ["'none'"],
-        },
-      },
-      frameguard: { action: 'deny' },
-      strictTransportSecurity: false,
-      referrerPolicy: { policy: 'no-referrer' },
-    }),
-  );
+  // The same policy as the ATM pages; this page has no forms.
+  app.use(pageSecurityHeaders({ formAction: "'none'", secure: false }));
   app.use((req: Request, res: Response, next: NextFunction) => {
     res.set('Cache-Control', 'no-store');
     if (allowed !== null && !allowed.includes(hostName(req.headers.host))) {

@@ -24,6 +24,7 @@ import { CardDesk, loadCardKey } from './card-desk.ts';
 import { BankConnection, type BankEvents, type ConnectionLimits } from './connection.ts';
 import { LEDGER_FILE, nodeId, prepareDataDir } from './data-dir.ts';
 import { silentLogger, type Logger } from '../runtime/logger.ts';
+import { listenOn } from '../runtime/listen.ts';
 import type { OperatorStatus } from './operator-page.ts';
 import { BankOperations, type AdminOptions, type AdminServer, type BankMeter } from './operations.ts';
 import { inlineHasher, processHasher, type PoolOptions } from './password-hasher.ts';
@@ -241,15 +242,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   server.maxConnections = limits.maxConnections;
   server.on('error', (error) => logger.error({ action: 'listen', outcome: String(error) }, 'server error'));
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('bank server has no TCP address');
+  const address = await listenOn(server, options.port, options.host);
   bank.record(system, 'bank_start', 'ok', `${options.host}:${address.port}`);
 
   const connectedAtms = () => [...connections].flatMap((connection) => connection.summary() ?? []);

@@ -9,6 +9,7 @@ import http from 'node:http';
 import type { Registry } from 'prom-client';
 
 import type { AuditEvent } from '../audit/event.ts';
+import { listenOn } from '../runtime/listen.ts';
 import type { Logger } from '../runtime/logger.ts';
 import type { AdminAppDeps } from './admin-app.ts';
 import type { AuditObserver } from './audit-tap.ts';
@@ -119,15 +120,7 @@ export class BankOperations {
     server.keepAliveTimeout = 5_000;
     server.headersTimeout = 10_000;
     server.requestTimeout = 15_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port, options.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('admin server has no TCP address');
+    const address = await listenOn(server, options.port, options.host);
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     return {
       url: `http://${host}:${address.port}`,
