@@ -5,6 +5,10 @@ import { EXIT_INVALID, runAtm } from './atm.ts';
 process.on('uncaughtException', () => process.exit(EXIT_INVALID));
 process.on('unhandledRejection', () => process.exit(EXIT_INVALID));
 
-const outcome = await runAtm(process.argv.slice(2));
-if (outcome.line === null) process.exit(outcome.code);
-process.stdout.write(`${outcome.line}\n`, () => process.exit(outcome.code));
+// No top-level await: this entry is bundled as CommonJS (cli/build.mjs), which
+// starts without Node's ESM loader, one of the costs of each of the thousands
+// of calls a contest script makes.
+void runAtm(process.argv.slice(2)).then((outcome) => {
+  if (outcome.line === null) process.exit(outcome.code);
+  process.stdout.write(`${outcome.line}\n`, () => process.exit(outcome.code));
+});
