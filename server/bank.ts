@@ -91,11 +91,6 @@ export function decideMoney(balanceCents: number, request: MoneyRequest): MoneyD
   return { status: 'applied', balanceCents: next, replayed: false };
 }
 
-/** The lockout rule: the MAX_FAILED_LOGINS-th failure in a row locks the account for LOCKOUT_MS. */
-export function lockUntil(failures: number, nowMs: number): number | null {
-  return failures >= MAX_FAILED_LOGINS ? nowMs + LOCKOUT_MS : null;
-}
-
 export function normalizeUsername(input: string): string | null {
   const username = input.toLowerCase();
   return USERNAME_PATTERN.test(username) ? username : null;
@@ -109,6 +104,12 @@ export function checkPassword(password: string): string | null {
   if (password.includes('\u0000')) return 'Passwords cannot contain a NUL character.';
   return null;
 }
+
+/** What a password check under the lockout rule found. */
+type Verdict =
+  | { kind: 'over_budget' }
+  | { kind: 'right'; lockedUntil: number | null }
+  | { kind: 'wrong'; attempt: number; accountId: number; nowMs: number };
 
 export class Bank {
   private readonly ledger: Ledger;
@@ -163,25 +164,14 @@ export class Bank {
   async login(actor: Actor, rawUsername: string, password: string): Promise<PasswordLogin> {
     const username = normalizeUsername(rawUsername);
     const account = username ? await this.ledger.findAccount(username) : null;
-    // Always run bcrypt, against a dummy hash for unknown users, so the answer
-    // takes about as long whether or not the account exists.
-    const matches = await busyIfQueued(
-      this.passwords.compare(password, account?.passwordHash ?? (await this.getDummyHash()), passwordSource(actor)),
-    );
+    const verdict = await this.judgePassword(actor, account, password);
     // A malformed name is not logged (it may be a password typed into the wrong field).
     const who: Actor = { ...actor, username: username ?? '(malformed)', accountId: account?.id ?? null };
     if (!account) {
       await this.audited(who, 'login', null, 'unknown_user');
       throw new BankError('ERR_AUTH_FAILED', LOGIN_FAILED_MESSAGE);
     }
-    const nowMs = this.clock().getTime();
-    if (account.lockedUntil !== null && account.lockedUntil > nowMs) {
-      throw await this.lockedRefusal(who, 'login', account, matches && checkPassword(password) === null, nowMs);
-    }
-    if (!matches || checkPassword(password) !== null) {
-      await this.countFailure(who, account, nowMs);
-      throw new BankError('ERR_AUTH_FAILED', LOGIN_FAILED_MESSAGE);
-    }
+    if (verdict.kind !== 'right' || verdict.lockedUntil !== null) throw await this.refusal(who, 'login', verdict);
     const lastLogin = await this.ledger.recordLoginSuccess(account.id, { at: this.now(), atmId: actor.atmId });
     await this.audited(who, 'login', null, 'ok');
     return { accountId: account.id, username: account.username, lastLogin };
@@ -296,23 +286,17 @@ export class Bank {
 
   /**
    * Changes a logged-in customer's password. The current password is checked
-   * under the same rules as a login: a wrong one counts toward the lockout,
-   * and a locked account changes nothing. The caller ends the customer's
-   * other sessions once this resolves.
+   * under the same rules as a login (`judgePassword`): a wrong one counts
+   * toward the lockout, and a locked account changes nothing. The caller ends
+   * the customer's other sessions once this resolves.
    */
   async changePassword(actor: Actor, currentPassword: string, newPassword: string): Promise<void> {
     const accountId = requireAccount(actor);
     const account = actor.username === null ? null : await this.ledger.findAccount(actor.username);
     if (!account || account.id !== accountId) throw new BankError('ERR_NOT_LOGGED_IN', 'Log in first.');
-    const matches = await this.passwords.compare(currentPassword, account.passwordHash);
-    const right = matches && checkPassword(currentPassword) === null;
-    const nowMs = this.clock().getTime();
-    if (account.lockedUntil !== null && account.lockedUntil > nowMs) {
-      throw await this.lockedRefusal(actor, 'password_change', account, right, nowMs);
-    }
-    if (!right) {
-      await this.countFailure(actor, account, nowMs, 'password_change');
-      throw new BankError('ERR_AUTH_FAILED', WRONG_CURRENT_PASSWORD_MESSAGE);
+    const verdict = await this.judgePassword(actor, account, currentPassword);
+    if (verdict.kind !== 'right' || verdict.lockedUntil !== null) {
+      throw await this.refusal(actor, 'password_change', verdict);
     }
     const problem = checkPassword(newPassword);
     if (problem) {
@@ -330,37 +314,62 @@ export class Bank {
   }
 
   /**
-   * The answer for a locked account. Someone who gave the right password is
-   * told it is locked and until when; anyone else gets the generic answer,
-   * and their wrong guess still counts (extending the lock), so a lock never
-   * hands out free guesses: see SECURITY.md.
+   * The lockout rule (SECURITY.md, "Lockout"), for a login and for a password
+   * change's current password. The check is first reserved in the ledger, in
+   * one atomic statement, so checks racing here or on other bank nodes all
+   * count (issue 12, finding 1). Past the window's budget (MAX_FAILED_LOGINS
+   * checks, finished or in flight) the password is not checked at all. Within
+   * it, the password is checked even while the account is locked, so the
+   * right one can be told "locked until". bcrypt always runs, against a dummy
+   * hash when the password is not to be checked, so every answer takes about
+   * as long. A check refused as busy gives its reservation back.
    */
-  private async lockedRefusal(
-    who: Actor,
-    action: 'login' | 'password_change',
-    account: Account,
-    passwordRight: boolean,
-    nowMs: number,
-  ): Promise<BankError> {
-    const until = new Date(account.lockedUntil ?? nowMs).toISOString();
-    if (passwordRight) {
+  private async judgePassword(actor: Actor, account: Account | null, password: string): Promise<Verdict> {
+    const nowMs = this.clock().getTime();
+    const attempt = account ? await this.ledger.reserveLoginAttempt(account.id, nowMs, MAX_FAILED_LOGINS) : null;
+    const judged = account !== null && attempt?.status === 'reserved';
+    let same: boolean;
+    try {
+      const hash = judged ? account.passwordHash : await this.getDummyHash();
+      same = await busyIfQueued(this.passwords.compare(password, hash, passwordSource(actor)));
+    } catch (error) {
+      if (judged) await this.ledger.releaseLoginAttempt(account.id).catch(() => undefined);
+      throw error;
+    }
+    if (!judged || attempt?.status !== 'reserved') return { kind: 'over_budget' };
+    const lockedUntil = attempt.lockedUntil !== null && attempt.lockedUntil > nowMs ? attempt.lockedUntil : null;
+    if (same && checkPassword(password) === null) return { kind: 'right', lockedUntil };
+    return { kind: 'wrong', attempt: attempt.attempt, accountId: account.id, nowMs };
+  }
+
+  /**
+   * The refusal for a verdict other than "right and not locked": only the
+   * right password is told the account is locked, and until when; everything
+   * else gets the generic answer. The wrong password that uses the window's
+   * last check locks the account (or extends its lock) for LOCKOUT_MS from
+   * now and starts a new window.
+   */
+  private async refusal(who: Actor, action: 'login' | 'password_change', verdict: Verdict): Promise<BankError> {
+    const generic = new BankError(
+      'ERR_AUTH_FAILED',
+      action === 'login' ? LOGIN_FAILED_MESSAGE : WRONG_CURRENT_PASSWORD_MESSAGE,
+    );
+    if (verdict.kind === 'over_budget') {
+      await this.audited(who, action, null, 'over_budget');
+      return generic;
+    }
+    if (verdict.kind === 'right') {
+      const until = new Date(verdict.lockedUntil ?? 0).toISOString();
       await this.audited(who, action, null, 'locked', `until ${until}`);
       return new BankError('ERR_ACCOUNT_LOCKED', ACCOUNT_LOCKED_MESSAGE, until);
     }
-    await this.countFailure(who, account, nowMs, action);
-    return new BankError('ERR_AUTH_FAILED', action === 'login' ? LOGIN_FAILED_MESSAGE : WRONG_CURRENT_PASSWORD_MESSAGE);
-  }
-
-  private async countFailure(
-    who: Actor,
-    account: Account,
-    nowMs: number,
-    action: 'login' | 'password_change' = 'login',
-  ): Promise<void> {
-    const result = await this.ledger.recordLoginFailure(account.id, (failures) => lockUntil(failures, nowMs));
-    await this.audited(who, action, null, 'bad_password', `failure ${result.failures}`);
-    const until = lockUntil(result.failures, nowMs);
-    if (until !== null) await this.audited(who, 'lockout', null, 'locked', `until ${new Date(until).toISOString()}`);
+    await this.audited(who, action, null, 'bad_password', `failure ${verdict.attempt}`);
+    if (verdict.attempt >= MAX_FAILED_LOGINS) {
+      const lockUntilMs = verdict.nowMs + LOCKOUT_MS;
+      await this.ledger.lockAccount(verdict.accountId, lockUntilMs);
+      await this.audited(who, 'lockout', null, 'locked', `until ${new Date(lockUntilMs).toISOString()}`);
+    }
+    return generic;
   }
 
   private getDummyHash(): Promise<string> {

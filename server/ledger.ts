@@ -15,6 +15,7 @@ export type Account = {
   username: string;
   passwordHash: string;
   balanceCents: number;
+  /** Password checks counted since the last success or lock: finished failures and ones in flight. */
   failedLogins: number;
   /** Epoch milliseconds until which logins are refused, or null. */
   lockedUntil: number | null;
@@ -22,6 +23,14 @@ export type Account = {
 
 /** A successful login: when (ISO 8601) and at which ATM (null when the ATM did not say). */
 export type LoginRecord = { at: string; atmId: number | null };
+
+/**
+ * A password check reserved before it runs (`attempt` is its number in the
+ * current window; `lockedUntil` the account's lock as it stands, null if none
+ * or run out), or refused because the window's budget is spent.
+ */
+export type LoginAttempt =
+  { status: 'reserved'; attempt: number; lockedUntil: number | null } | { status: 'over_budget' };
 
 export type MoneyKind = 'deposit' | 'withdraw';
 
@@ -61,11 +70,21 @@ export interface Ledger {
   /** Null when the username is taken (ignoring case). */
   createAccount(username: string, passwordHash: string, at: string): Promise<Account | null>;
   findAccount(username: string): Promise<Account | null>;
-  /** Counts one failure and returns the new count; the bank's `lockUntil` rule may lock (and reset the count). */
-  recordLoginFailure(
-    accountId: number,
-    lockUntil: (failures: number) => number | null,
-  ): Promise<{ failures: number; lockedUntil: number | null }>;
+  /**
+   * Counts one password check against the account *before* it runs, in one
+   * atomic statement (SQLite and PostgreSQL alike: one `UPDATE ... RETURNING`),
+   * so checks racing on one bank or on many nodes sharing the ledger are all
+   * counted and at most `maxAttempts` run in one window. Refused when the
+   * window already holds `maxAttempts` (finished or in flight). A lock that
+   * has run out (`lockedUntil <= nowMs`) is lifted and starts a new window.
+   * Reserving never locks: `lockAccount` does, for the failure that spends
+   * the window.
+   */
+  reserveLoginAttempt(accountId: number, nowMs: number, maxAttempts: number): Promise<LoginAttempt>;
+  /** Gives back a reservation whose check never ran (the password checker was busy). */
+  releaseLoginAttempt(accountId: number): Promise<void>;
+  /** Locks (or extends the lock) until `lockUntilMs` and starts a new window (the count back to 0). */
+  lockAccount(accountId: number, lockUntilMs: number): Promise<void>;
   /**
    * Resets the failure count and lock, and records this login as the
    * account's last, in one write; returns the login it replaces (null on the
@@ -103,3 +122,23 @@ export interface Ledger {
   auditHead(): Promise<{ head: KeyedAuditHead | null; journalRows: number }>;
   close(): Promise<void>;
 }
+
+/**
+ * `reserveLoginAttempt` as one statement, for every SQL ledger (parameters
+ * `$id`, `$now`, `$max`): it matches only an account whose window has room
+ * (or whose lock has run out, which starts a new window) and adds the
+ * attempt. All SET expressions read the row as it was, so racing attempts
+ * serialise on the row and each sees the others' counts. No row back: the
+ * budget is spent (or there is no such account).
+ */
+export const RESERVE_ATTEMPT_SQL = `UPDATE accounts SET
+    failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $now THEN 1 ELSE failed_logins + 1 END,
+    locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $now THEN NULL ELSE locked_until END
+  WHERE id = $id AND (failed_logins < $max OR (locked_until IS NOT NULL AND locked_until <= $now))
+  RETURNING failed_logins, locked_until`;
+
+/** `releaseLoginAttempt` as one statement (parameter `$id`). */
+export const RELEASE_ATTEMPT_SQL = `UPDATE accounts SET failed_logins = failed_logins - 1 WHERE id = $id AND failed_logins > 0`;
+
+/** `lockAccount` as one statement (parameters `$id`, `$lockUntil`). */
+export const LOCK_ACCOUNT_SQL = `UPDATE accounts SET failed_logins = 0, locked_until = $lockUntil WHERE id = $id`;

@@ -33,18 +33,28 @@ import type { AuditSink } from '../audit/writer.ts';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
 import type { StatementEntry } from '../protocol/messages.ts';
 import type { AuditedCommit } from './audited-commit.ts';
+import { LOCK_ACCOUNT_SQL, RELEASE_ATTEMPT_SQL, RESERVE_ATTEMPT_SQL } from './ledger.ts';
 import type {
   Account,
   KeyedAuditHead,
   AuditLine,
   Ledger,
   LoginRecord,
+  LoginAttempt,
   MoneyDecision,
   MoneyKind,
   MoneyOutcome,
   MoneyRequest,
   MoneyRule,
 } from './ledger.ts';
+
+/** The shared lockout statements with `$name` parameters numbered in this order. */
+function numbered(sql: string, names: readonly string[]): string {
+  return sql.replace(/\$(\w+)/g, (_, name: string) => `$${names.indexOf(name) + 1}`);
+}
+const RESERVE_ATTEMPT = numbered(RESERVE_ATTEMPT_SQL, ['id', 'now', 'max']);
+const RELEASE_ATTEMPT = numbered(RELEASE_ATTEMPT_SQL, ['id']);
+const LOCK_ACCOUNT = numbered(LOCK_ACCOUNT_SQL, ['id', 'lockUntil']);
 import { migrate } from './postgres-migrations.ts';
 
 export type PostgresLedgerOptions = {
@@ -230,28 +240,28 @@ export class PostgresLedger implements Ledger {
     return row ? toAccount(row) : null;
   }
 
-  /** Counted in the shared row, so failures on every node add up to one lockout. */
-  async recordLoginFailure(
-    accountId: number,
-    lockUntil: (failures: number) => number | null,
-  ): Promise<{ failures: number; lockedUntil: number | null }> {
-    return this.inTransaction(async (client) => {
-      const counted = await client.query<{ failed_logins: number; locked_until: string | null }>(
-        'UPDATE accounts SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins, locked_until',
-        [accountId],
-      );
-      const row = counted.rows[0];
-      if (!row) return { failures: 0, lockedUntil: null };
-      const until = lockUntil(row.failed_logins);
-      if (until === null) {
-        return {
-          failures: row.failed_logins,
-          lockedUntil: row.locked_until === null ? null : Number(row.locked_until),
-        };
-      }
-      await client.query('UPDATE accounts SET failed_logins = 0, locked_until = $1 WHERE id = $2', [until, accountId]);
-      return { failures: row.failed_logins, lockedUntil: until };
-    });
+  /** One UPDATE ... RETURNING on the shared row: attempts on every node add up to one lockout. */
+  async reserveLoginAttempt(accountId: number, nowMs: number, maxAttempts: number): Promise<LoginAttempt> {
+    const reserved = await this.pool.query<{ failed_logins: number; locked_until: string | null }>(RESERVE_ATTEMPT, [
+      accountId,
+      nowMs,
+      maxAttempts,
+    ]);
+    const row = reserved.rows[0];
+    if (!row) return { status: 'over_budget' };
+    return {
+      status: 'reserved',
+      attempt: row.failed_logins,
+      lockedUntil: row.locked_until === null ? null : Number(row.locked_until),
+    };
+  }
+
+  async releaseLoginAttempt(accountId: number): Promise<void> {
+    await this.pool.query(RELEASE_ATTEMPT, [accountId]);
+  }
+
+  async lockAccount(accountId: number, lockUntilMs: number): Promise<void> {
+    await this.pool.query(LOCK_ACCOUNT, [accountId, lockUntilMs]);
   }
 
   /** Reads the previous login under the row lock, so two logins at once each see the one before. */

@@ -24,12 +24,14 @@ import type { StatementEntry } from '../protocol/messages.ts';
 import type { AuditEvent } from '../audit/event.ts';
 import { GroupSync, timedSync } from '../runtime/group-sync.ts';
 import type { AuditedCommit } from './audited-commit.ts';
+import { LOCK_ACCOUNT_SQL, RELEASE_ATTEMPT_SQL, RESERVE_ATTEMPT_SQL } from './ledger.ts';
 import type {
   Account,
   KeyedAuditHead,
   AuditLine,
   Ledger,
   LoginRecord,
+  LoginAttempt,
   MoneyDecision,
   MoneyKind,
   MoneyOutcome,
@@ -140,16 +142,19 @@ function toAccount(row: AccountRow): Account {
 }
 
 function prepareStatements(db: Database.Database) {
+  // The lockout's two statements are shared with the PostgreSQL ledger; `$name` becomes `@name` here.
   return {
     insertAccount: db.prepare<[string, string, string], AccountRow>(
       `INSERT INTO accounts (username, password_hash, created_at) VALUES (?, ?, ?)
        ON CONFLICT (username) DO NOTHING RETURNING *`,
     ),
     findAccount: db.prepare<[string], AccountRow>('SELECT * FROM accounts WHERE username = ?'),
-    countFailure: db.prepare<[number], { failed_logins: number; locked_until: number | null }>(
-      `UPDATE accounts SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins, locked_until`,
-    ),
-    lock: db.prepare<[number, number]>('UPDATE accounts SET failed_logins = 0, locked_until = ? WHERE id = ?'),
+    reserveAttempt: db.prepare<
+      { id: number; now: number; max: number },
+      { failed_logins: number; locked_until: number | null }
+    >(RESERVE_ATTEMPT_SQL.replace(/\$(\w+)/g, '@$1')),
+    releaseAttempt: db.prepare<{ id: number }>(RELEASE_ATTEMPT_SQL.replace(/\$(\w+)/g, '@$1')),
+    lockAccount: db.prepare<{ id: number; lockUntil: number }>(LOCK_ACCOUNT_SQL.replace(/\$(\w+)/g, '@$1')),
     lastLogin: db.prepare<[number], { last_login_at: string | null; last_login_atm: number | null }>(
       'SELECT last_login_at, last_login_atm FROM accounts WHERE id = ?',
     ),
@@ -255,22 +260,21 @@ export class SqliteLedger implements Ledger {
     return row ? toAccount(row) : null;
   }
 
-  async recordLoginFailure(
-    accountId: number,
-    lockUntil: (failures: number) => number | null,
-  ): Promise<{ failures: number; lockedUntil: number | null }> {
-    const result = this.db
-      .transaction(() => {
-        const row = this.statements.countFailure.get(accountId);
-        if (!row) return { failures: 0, lockedUntil: null };
-        const until = lockUntil(row.failed_logins);
-        if (until === null) return { failures: row.failed_logins, lockedUntil: row.locked_until };
-        this.statements.lock.run(until, accountId);
-        return { failures: row.failed_logins, lockedUntil: until };
-      })
-      .immediate();
+  async reserveLoginAttempt(accountId: number, nowMs: number, maxAttempts: number): Promise<LoginAttempt> {
+    const row = this.statements.reserveAttempt.get({ id: accountId, now: nowMs, max: maxAttempts });
+    if (!row) return { status: 'over_budget' };
+    // Durable before the check runs: a crash cannot hand back the attempt.
     await this.committed();
-    return result;
+    return { status: 'reserved', attempt: row.failed_logins, lockedUntil: row.locked_until };
+  }
+
+  async releaseLoginAttempt(accountId: number): Promise<void> {
+    if (this.statements.releaseAttempt.run({ id: accountId }).changes > 0) await this.committed();
+  }
+
+  async lockAccount(accountId: number, lockUntilMs: number): Promise<void> {
+    this.statements.lockAccount.run({ id: accountId, lockUntil: lockUntilMs });
+    await this.committed();
   }
 
   async recordLoginSuccess(accountId: number, login: LoginRecord): Promise<LoginRecord | null> {

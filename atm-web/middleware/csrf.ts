@@ -87,6 +87,19 @@ export function createCsrfGuard(options: CsrfOptions): CsrfGuard {
     return nonce !== null && NONCE_PATTERN.test(nonce) ? nonce : null;
   };
 
+  /**
+   * The views' `csrfToken`, computed when the page renders rather than now:
+   * the route may first end a dead customer session, and the form must carry
+   * the binding its POST will be checked against.
+   */
+  const showToken = (req: Request, res: Response, nonce: string): void => {
+    Object.defineProperty(res.locals, 'csrfToken', {
+      configurable: true,
+      enumerable: true,
+      get: () => tokenFor(req, nonce).toString('base64url'),
+    });
+  };
+
   return {
     protect(req, _res, next) {
       if (SAFE_METHODS.has(req.method)) return next();
@@ -99,14 +112,13 @@ export function createCsrfGuard(options: CsrfOptions): CsrfGuard {
       next(valid ? undefined : new CsrfTokenError('invalid CSRF token'));
     },
     expose(req, res, next) {
-      const nonce = currentNonce(req) ?? newNonce(res);
-      res.locals.csrfToken = tokenFor(req, nonce).toString('base64url');
+      showToken(req, res, currentNonce(req) ?? newNonce(res));
       next();
     },
     rotate(req, res) {
-      const token = tokenFor(req, newNonce(res)).toString('base64url');
-      res.locals.csrfToken = token;
-      return token;
+      const nonce = newNonce(res);
+      showToken(req, res, nonce);
+      return tokenFor(req, nonce).toString('base64url');
     },
     clear(res) {
       res.clearCookie(options.cookieName, cookie);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { tempDir } from '../helpers.ts';
+import { auditEvents, tempDir } from '../helpers.ts';
 import { spawnAtm, spawnBank, WebVisitor, type Spawned } from '../process.ts';
 
 const children: Spawned[] = [];
@@ -100,6 +100,35 @@ function passwordWorkersOf(pid: number): number[] {
 }
 
 describe('the bank under a determined attacker (issue 12)', () => {
+  it('lets no more than 5 password checks judge an account, however many guesses race', async () => {
+    const { dataDir, atm } = await bankAndAtm(['--auth-rate-limit', '10000'], ['--password-queue-per-source', '100']);
+    const owner = new WebVisitor(atm.url);
+    await owner.submit('/signup', '/signup', { username: 'victim', password: 'right-password' });
+    // 19 wrong guesses at once: each used to read "not locked" before its check ran, so all 19 were checked.
+    const answers = await Promise.all(
+      Array.from({ length: 19 }, (_, i) =>
+        new WebVisitor(atm.url).submit('/login', '/login', { username: 'victim', password: `wrong-guess-${i}` }),
+      ),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual(Array.from({ length: 19 }, () => 401));
+    const events = auditEvents(dataDir).filter((event) => event.user === 'victim');
+    const judged = events.filter((event) => event.action === 'login' && event.outcome === 'bad_password');
+    const overBudget = events.filter((event) => event.action === 'login' && event.outcome === 'over_budget');
+    const lockouts = events.filter((event) => event.action === 'lockout');
+    // Every guess was either checked as one of a window's 5 or refused unchecked.
+    expect(judged.length + overBudget.length).toBe(19);
+    const numbers = new Set(['failure 1', 'failure 2', 'failure 3', 'failure 4', 'failure 5']);
+    expect(judged.filter((event) => !numbers.has(event.detail ?? ''))).toEqual([]);
+    // Each window's 5th failed check locked it (or extended the lock) and started the next window:
+    // never more than 5 checks per window, however the 19 raced.
+    expect(lockouts.length).toBeGreaterThanOrEqual(1);
+    expect(judged.filter((event) => event.detail === 'failure 5')).toHaveLength(lockouts.length);
+    expect(judged.length).toBeLessThanOrEqual(5 * (lockouts.length + 1));
+    // Locked now: the right password logs nobody in (423 "locked until" if the window has a check left, else the generic 401).
+    const right = await owner.submit('/login', '/login', { username: 'victim', password: 'right-password' });
+    expect([401, 423]).toContain(right.status);
+  }, 60_000);
+
   it('replaces a killed password worker at once: logins and signups keep working', async () => {
     const { bank, atm } = await bankAndAtm([], ['--password-workers', '2']);
     const customer = new WebVisitor(atm.url);

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { auditPaths } from '../../audit/writer.ts';
+import type { BankClient, CustomerSession } from '../../protocol/client.ts';
 import { BankError } from '../../protocol/errors.ts';
 import { ACCOUNT_LOCKED_MESSAGE, LOGIN_FAILED_MESSAGE } from '../../server/bank.ts';
 import { auditEvents, startTestBank, uniqueTxId, type TestBank } from '../helpers.ts';
@@ -211,15 +212,16 @@ describe('money', () => {
     const setup = await running.connect();
     await setup.signup('kim', 'password1');
     await setup.deposit(await setup.login('kim', 'password1'), uniqueTxId(), 5_000);
-    // Ten ATMs, each with ten customer sessions for the same account, all at once.
-    const sessions = await Promise.all(
-      Array.from({ length: 10 }, async (_, atm) => {
-        const client = await running!.connect(atm + 10);
-        return Promise.all(
-          Array.from({ length: 10 }, async () => ({ client, session: await client.login('kim', 'password1') })),
-        );
-      }),
-    );
+    // Ten ATMs, each with ten customer sessions for the same account. The
+    // logins go one at a time: racing logins of one account count against its
+    // lockout until they succeed.
+    const sessions: Array<Array<{ client: BankClient; session: CustomerSession }>> = [];
+    for (let atm = 0; atm < 10; atm += 1) {
+      const client = await running.connect(atm + 10);
+      const onAtm = [];
+      for (let i = 0; i < 10; i += 1) onAtm.push({ client, session: await client.login('kim', 'password1') });
+      sessions.push(onAtm);
+    }
     const results = await Promise.allSettled(
       sessions.flat().map(({ client, session }) => client.withdraw(session, uniqueTxId(), 100)),
     );

@@ -14,6 +14,7 @@ import type {
   KeyedAuditHead,
   Ledger,
   LoginRecord,
+  LoginAttempt,
   MoneyDecision,
   MoneyKind,
   MoneyOutcome,
@@ -111,19 +112,25 @@ export class MemoryLedger implements Ledger {
     return null;
   }
 
-  async recordLoginFailure(
-    accountId: number,
-    lockUntil: (failures: number) => number | null,
-  ): Promise<{ failures: number; lockedUntil: number | null }> {
+  /** The same decision as the SQL ledgers' one statement (RESERVE_ATTEMPT_SQL), made in one synchronous step. */
+  async reserveLoginAttempt(accountId: number, nowMs: number, maxAttempts: number): Promise<LoginAttempt> {
     const account = this.account(accountId);
-    account.failedLogins += 1;
-    const failures = account.failedLogins;
-    const until = lockUntil(failures);
-    if (until !== null) {
-      account.failedLogins = 0;
-      account.lockedUntil = until;
-    }
-    return { failures, lockedUntil: account.lockedUntil };
+    const lockRanOut = account.lockedUntil !== null && account.lockedUntil <= nowMs;
+    if (!lockRanOut && account.failedLogins >= maxAttempts) return { status: 'over_budget' };
+    account.failedLogins = lockRanOut ? 1 : account.failedLogins + 1;
+    if (lockRanOut) account.lockedUntil = null;
+    return { status: 'reserved', attempt: account.failedLogins, lockedUntil: account.lockedUntil };
+  }
+
+  async releaseLoginAttempt(accountId: number): Promise<void> {
+    const account = this.account(accountId);
+    if (account.failedLogins > 0) account.failedLogins -= 1;
+  }
+
+  async lockAccount(accountId: number, lockUntilMs: number): Promise<void> {
+    const account = this.account(accountId);
+    account.failedLogins = 0;
+    account.lockedUntil = lockUntilMs;
   }
 
   async recordLoginSuccess(accountId: number, login: LoginRecord): Promise<LoginRecord | null> {

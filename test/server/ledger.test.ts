@@ -178,15 +178,46 @@ describe.each(BACKENDS)('ledger on $name', (backend) => {
     expect(await ledger.findAccount('nobody')).toBeNull();
   });
 
-  it.skipIf(backend.skip)('counts login failures, locks at the threshold and resets on success', async () => {
+  it.skipIf(backend.skip)(
+    'reserves login checks before they run, up to the budget; a lock starts a new window; success resets',
+    async () => {
+      const { ledger, accountId } = await withAccount();
+      const reserve = (now: number) => ledger.reserveLoginAttempt(accountId, now, 3);
+      expect(await reserve(100)).toEqual({ status: 'reserved', attempt: 1, lockedUntil: null });
+      expect(await reserve(100)).toEqual({ status: 'reserved', attempt: 2, lockedUntil: null });
+      expect(await reserve(100)).toEqual({ status: 'reserved', attempt: 3, lockedUntil: null });
+      // Reserving never locks; the budget is spent, so a fourth check is refused.
+      expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 3, lockedUntil: null });
+      expect(await reserve(200)).toEqual({ status: 'over_budget' });
+      // The failure that spent the window locks and starts a new window: checks go on during the lock.
+      await ledger.lockAccount(accountId, 1_100);
+      expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 0, lockedUntil: 1_100 });
+      expect(await reserve(200)).toEqual({ status: 'reserved', attempt: 1, lockedUntil: 1_100 });
+      expect(await reserve(200)).toEqual({ status: 'reserved', attempt: 2, lockedUntil: 1_100 });
+      expect(await reserve(200)).toEqual({ status: 'reserved', attempt: 3, lockedUntil: 1_100 });
+      expect(await reserve(300)).toEqual({ status: 'over_budget' });
+      // A lock that has run out is lifted and starts a new window.
+      expect(await reserve(1_100)).toEqual({ status: 'reserved', attempt: 1, lockedUntil: null });
+      await ledger.recordLoginSuccess(accountId, { at, atmId: 1 });
+      expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 0, lockedUntil: null });
+    },
+  );
+
+  it.skipIf(backend.skip)('reserves at most the budget among racing attempts', async () => {
     const { ledger, accountId } = await withAccount();
-    const lockAtThree = (failures: number): number | null => (failures >= 3 ? 9_999 : null);
-    expect(await ledger.recordLoginFailure(accountId, lockAtThree)).toEqual({ failures: 1, lockedUntil: null });
-    expect(await ledger.recordLoginFailure(accountId, lockAtThree)).toEqual({ failures: 2, lockedUntil: null });
-    expect(await ledger.recordLoginFailure(accountId, lockAtThree)).toEqual({ failures: 3, lockedUntil: 9_999 });
-    expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 0, lockedUntil: 9_999 });
-    await ledger.recordLoginSuccess(accountId, { at, atmId: 1 });
-    expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 0, lockedUntil: null });
+    const outcomes = await Promise.all(Array.from({ length: 20 }, () => ledger.reserveLoginAttempt(accountId, 100, 5)));
+    const reserved = outcomes.flatMap((outcome) => (outcome.status === 'reserved' ? [outcome.attempt] : []));
+    expect(reserved.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5]);
+    expect(outcomes.filter((outcome) => outcome.status === 'over_budget')).toHaveLength(15);
+  });
+
+  it.skipIf(backend.skip)('gives back an attempt whose check never ran', async () => {
+    const { ledger, accountId } = await withAccount();
+    for (let i = 0; i < 4; i += 1) await ledger.reserveLoginAttempt(accountId, 100, 5);
+    expect(await ledger.reserveLoginAttempt(accountId, 200, 5)).toMatchObject({ status: 'reserved', attempt: 5 });
+    await ledger.releaseLoginAttempt(accountId);
+    expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 4, lockedUntil: null });
+    expect(await ledger.reserveLoginAttempt(accountId, 300, 5)).toMatchObject({ status: 'reserved', attempt: 5 });
   });
 
   it.skipIf(backend.skip)('answers each login with the previous one (none on the first) and records it', async () => {

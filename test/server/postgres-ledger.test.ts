@@ -154,14 +154,15 @@ describe.skipIf(SKIP_POSTGRES_REASON)('PostgresLedger', () => {
     expect(await b.balance(accountId)).toBe(3_500);
   });
 
-  it('counts login failures on every node in one shared counter', async () => {
+  it('counts login attempts on every node in one shared counter, racing included', async () => {
     const [a, b] = [await node('node-a'), await node('node-b')];
     const account = await a.createAccount('grace', 'hash', at);
     const accountId = account?.id ?? 0;
-    const lockAtFive = (failures: number): number | null => (failures >= 5 ? 123_456 : null);
-    const results = [];
-    for (let i = 0; i < 5; i += 1) results.push(await (i % 2 === 0 ? a : b).recordLoginFailure(accountId, lockAtFive));
-    expect(results.map((result) => result.failures)).toEqual([1, 2, 3, 4, 5]);
-    expect(await b.findAccount('grace')).toMatchObject({ lockedUntil: 123_456 });
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).reserveLoginAttempt(accountId, 100, 5)),
+    );
+    const reserved = outcomes.flatMap((outcome) => (outcome.status === 'reserved' ? [outcome.attempt] : []));
+    expect(reserved.sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5]);
+    expect(await b.findAccount('grace')).toMatchObject({ failedLogins: 5, lockedUntil: null });
   });
 });
