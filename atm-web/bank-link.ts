@@ -20,6 +20,7 @@ import { checkpointFromNotice } from '../audit/checkpoint.ts';
 import { BankClient, type CallContext, type CustomerSession } from '../protocol/client.ts';
 import { BankError, ProtocolError } from '../protocol/errors.ts';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
+import { ProtocolError } from '../protocol/errors.ts';
 import type { AtmCredential } from '../protocol/handshake.ts';
 import type { LastLogin, Notice } from '../protocol/messages.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -378,7 +379,10 @@ export class BankLink {
   private async ping(): Promise<void> {
     const client = this.current;
     if (!client || client.closed) return;
-    await client.ping().catch(() => undefined);
+    await client.ping().catch((error: unknown) => {
+      // A request timing out fails alone; a ping that does means the bank is not answering at all: reconnect.
+      if (error instanceof ProtocolError && error.code === 'ERR_TIMEOUT') client.close(error);
+    });
   }
 
   private sweepIdleCustomers(): void {

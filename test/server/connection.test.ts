@@ -2,12 +2,14 @@ import net from 'node:net';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
+import { BankClient } from '../../protocol/client.ts';
+import { ProtocolError } from '../../protocol/errors.ts';
 import { encodeFrame, FrameType, type Frame } from '../../protocol/frame.ts';
 import { FrameReader } from '../../protocol/frame-reader.ts';
 import { ClientHandshake } from '../../protocol/handshake.ts';
 import { decodeMessage, encodeMessage, NoticeSchema, ResponseSchema, type Request } from '../../protocol/messages.ts';
 import { CHANNEL_SESSION_ID, ContentType, Direction, RecordSession } from '../../protocol/record.ts';
-import { protocolErrors, startTestBank, uniqueTxId, type TestBank } from '../helpers.ts';
+import { auditEvents, protocolErrors, startTestBank, uniqueTxId, type TestBank } from '../helpers.ts';
 import { fixedRandom } from '../protocol/fixtures.ts';
 
 let running: TestBank | null = null;
@@ -177,4 +179,33 @@ describe('the bank on the wire', () => {
     expect(peer.frames.map((frame) => frame.body.toString())).toEqual(['connection terminated']);
     expect(protocolErrors(running.dataDir)).toEqual(['ERR_BAD_MAC']);
   });
+
+  it('fails a request past its deadline alone: the connection and other requests carry on', async () => {
+    // bcrypt at cost 13 takes far longer than the 150 ms deadline given to the client.
+    running = await startTestBank({ bcryptCost: 13 });
+    const client = await BankClient.connect({
+      host: '127.0.0.1',
+      port: running.bank.port,
+      credential: running.bank.credentialFor(1),
+      requestTimeoutMs: 150,
+    });
+    const slow = client.signup('slowpoke', 'password1').catch((error: unknown) => error);
+    await client.ping();
+    const failure = await slow;
+    expect(failure).toBeInstanceOf(ProtocolError);
+    expect((failure as ProtocolError).code).toBe('ERR_TIMEOUT');
+    expect(client.closed).toBe(false);
+    // The bank finishes the signup and answers late; the answer is dropped and the connection still serves.
+    const bank = running;
+    await expect
+      .poll(() => auditEvents(bank.dataDir).some((event) => event.action === 'signup' && event.outcome === 'ok'), {
+        timeout: 20_000,
+      })
+      .toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await client.ping();
+    expect(client.closed).toBe(false);
+    expect(protocolErrors(running.dataDir)).toEqual([]);
+    client.close();
+  }, 30_000);
 });
