@@ -134,6 +134,10 @@ export class BankLink {
   ): Promise<{ handle: string; username: string; lastLogin: LastLogin }> {
     const client = this.client();
     const session = await client.login(username, password, undefined, context);
+    // A new login at this ATM replaces the customer's earlier bank session
+    // here (another browser, a forgotten tab): one account holds one place.
+    const earlier = [...this.customers].filter(([, customer]) => customer.session.username === session.username);
+    await Promise.all(earlier.map(([handle]) => this.logout(handle)));
     const handle = this.random(16).toString('hex');
     this.customers.set(handle, {
       username: session.username,

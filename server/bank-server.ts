@@ -48,6 +48,7 @@ export const DEFAULT_LIMITS: BankLimits = {
   maxSessionsPerConnection: 1_000,
   // The atm gives up after 10 s (the contract); the bank lets go no later.
   confirmTimeoutMs: 10_000,
+  maxSessionsPerCustomer: 4,
   maxConnections: 1_024,
   maxHandshaking: 128,
 };

@@ -40,6 +40,8 @@ export type ConnectionLimits = {
   maxSessionsPerConnection: number;
   /** How long a command-line conversation may hold its account between check and confirm. */
   confirmTimeoutMs: number;
+  /** Sessions one customer may hold on one ATM connection, logins in flight included. */
+  maxSessionsPerCustomer: number;
 };
 
 /** What bin/bank prints: each command-line transaction applied, each conversation that broke. */
@@ -106,6 +108,9 @@ export class BankConnection {
   private breakReported = false;
   /** The ATM sent `watch_audit`: it keeps a witness, so checkpoints go to it (never unasked). */
   private watchingAudit = false;
+  /** Logins still being checked, in total and per (normalised) username: they hold a place under the caps. */
+  private loginsInFlight = 0;
+  private readonly loginsInFlightFor = new Map<string, number>();
   private inFlight = 0;
   private draining = false;
   private readonly idleWaiters: Array<() => void> = [];
@@ -330,12 +335,12 @@ export class BankConnection {
       case 'login':
         return this.login(actor, request.username, request.password, request.channel ?? 'web');
       case 'resume': {
-        this.checkSessionRoom();
+        this.checkSessionRoom(0);
         const { channel, ...customer } = await bank.resume(actor, request.ticket);
         return this.openSession({ ...actor, channel }, customer, channel, 'resume');
       }
       case 'card_login': {
-        this.checkSessionRoom();
+        this.checkSessionRoom(0);
         const terminal = { ...actor, channel: 'terminal' as const };
         const customer = await this.deps.cards.login(terminal, request.account, request.card);
         return this.openSession(terminal, customer, 'terminal', 'card_login');
@@ -365,13 +370,36 @@ export class BankConnection {
   }
 
   private async login(actor: Actor, username: string, password: string, channel: Channel): Promise<ResponseResult> {
-    this.checkSessionRoom();
-    const { lastLogin, ...account } = await this.deps.bank.login({ ...actor, channel }, username, password);
-    return { ...this.openSession({ ...actor, channel }, account, channel, 'login'), lastLogin };
+    // A login in flight holds its place under both caps, so concurrent logins
+    // cannot get past them (issue 12, finding 4: 209 sessions under a cap of
+    // 200), and one account cannot fill the connection's cap.
+    const key = username.toLowerCase();
+    this.checkSessionRoom(0);
+    const sameCustomer =
+      [...this.customers.values()].filter((customer) => customer.username === key).length +
+      (this.loginsInFlightFor.get(key) ?? 0);
+    if (sameCustomer >= this.deps.limits.maxSessionsPerCustomer) {
+      throw new BankError(
+        'ERR_UNAVAILABLE',
+        'You are already logged in at this ATM too many times. Log out elsewhere and try again.',
+      );
+    }
+    this.loginsInFlight += 1;
+    this.loginsInFlightFor.set(key, (this.loginsInFlightFor.get(key) ?? 0) + 1);
+    try {
+      const { lastLogin, ...account } = await this.deps.bank.login({ ...actor, channel }, username, password);
+      return { ...this.openSession({ ...actor, channel }, account, channel, 'login', 1), lastLogin };
+    } finally {
+      this.loginsInFlight -= 1;
+      const left = (this.loginsInFlightFor.get(key) ?? 1) - 1;
+      if (left > 0) this.loginsInFlightFor.set(key, left);
+      else this.loginsInFlightFor.delete(key);
+    }
   }
 
-  private checkSessionRoom(): void {
-    if (this.customers.size >= this.deps.limits.maxSessionsPerConnection) {
+  /** Room for one more session; `ownPlaces` are logins in flight that are the caller's own. */
+  private checkSessionRoom(ownPlaces: number): void {
+    if (this.customers.size + this.loginsInFlight - ownPlaces >= this.deps.limits.maxSessionsPerConnection) {
       throw new BankError('ERR_UNAVAILABLE', 'This ATM has too many customers logged in. Try again shortly.');
     }
   }
@@ -413,8 +441,9 @@ export class BankConnection {
     account: LoggedIn,
     kind: Channel,
     op: Op,
+    ownPlaces = 0,
   ): { op: Op; username: string; sessionId: string; masterSecret: string; ticket?: string } {
-    this.checkSessionRoom();
+    this.checkSessionRoom(ownPlaces);
     const channel = this.channel;
     if (!channel || channel.closed) throw new BankError('ERR_UNAVAILABLE', 'Connection closed.');
     let sessionId = this.deps.random(SESSION_ID_BYTES);

@@ -3,7 +3,7 @@
  *   [--ledger postgres://USER@HOST:PORT/DB] [--node-id NAME]
  *   plus the denial-of-service limits (defaults in DEFAULT_LIMITS, documented in SECURITY.md):
  *   [--max-frame-bytes 4096] [--handshake-timeout-ms 5000] [--idle-timeout-ms 600000]
- *   [--max-connections 1024] [--max-handshaking 128] [--max-sessions-per-connection 1000]
+ *   [--max-connections 1024] [--max-handshaking 128] [--max-sessions-per-connection 1000] [--max-sessions-per-customer 4]
  *   and the operator interface: [--admin-port P] [--admin-host 127.0.0.1] (off unless a port is given)
  *   and the password checker's pool (defaults in DEFAULT_POOL_OPTIONS):
  *   [--password-workers <cores>] [--password-queue 128] [--password-queue-per-source 16] [--password-wait-ms 10000]
@@ -22,7 +22,7 @@ const USAGE =
   'usage: npm run bank -- [--host 127.0.0.1] [--port 65432] [--data-dir ./data] [--bcrypt-cost 12] ' +
   '[--ledger postgres://USER@HOST:PORT/DB] [--node-id NAME] ' +
   '[--max-frame-bytes N] [--handshake-timeout-ms N] [--idle-timeout-ms N] [--max-connections N] ' +
-  '[--max-handshaking N] [--max-sessions-per-connection N] [--admin-port P] [--admin-host 127.0.0.1] ' +
+  '[--max-handshaking N] [--max-sessions-per-connection N] [--max-sessions-per-customer N] [--admin-port P] [--admin-host 127.0.0.1] ' +
   '[--password-workers N] [--password-queue N] [--password-queue-per-source N] [--password-wait-ms N]';
 
 function whole(name: string, value: string, min: number, max: number): number {
@@ -40,6 +40,7 @@ const LIMIT_FLAGS: Array<[string, keyof BankLimits, number, number]> = [
   ['max-connections', 'maxConnections', 1, 100_000],
   ['max-handshaking', 'maxHandshaking', 1, 100_000],
   ['max-sessions-per-connection', 'maxSessionsPerConnection', 1, 100_000],
+  ['max-sessions-per-customer', 'maxSessionsPerCustomer', 1, 100_000],
 ];
 
 /** Only PostgreSQL URLs; the URL itself is never printed, since it may hold a password. */

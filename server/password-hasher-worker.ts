@@ -35,10 +35,16 @@ process.on('message', (message: Request) => {
   lowerPriority();
   const work =
     message.op === 'hash' ? bcrypt.hash(message.password, cost) : bcrypt.compare(message.password, message.hash ?? '');
-  work.then(
-    (value) => process.send?.({ id: message.id, ok: true, value }),
-    () => process.send?.({ id: message.id, ok: false }),
-  );
+  work
+    .then(
+      (value) => ({ id: message.id, ok: true, value }),
+      () => ({ id: message.id, ok: false }),
+    )
+    .then((reply) => {
+      // And after it, for any thread the job itself started.
+      lowerPriority();
+      process.send?.(reply);
+    });
 });
 process.on('disconnect', () => process.exit(0));
 // Jobs come only after this: every thread that exists now runs at the lower priority.

@@ -101,7 +101,11 @@ function passwordWorkersOf(pid: number): number[] {
 
 describe('the bank under a determined attacker (issue 12)', () => {
   it('lets no more than 5 password checks judge an account, however many guesses race', async () => {
-    const { dataDir, atm } = await bankAndAtm(['--auth-rate-limit', '10000'], ['--password-queue-per-source', '100']);
+    // Every guess reaches the password check: no queue or per-customer cap turns any away first.
+    const { dataDir, atm } = await bankAndAtm(
+      ['--auth-rate-limit', '10000'],
+      ['--password-queue-per-source', '100', '--max-sessions-per-customer', '100'],
+    );
     const owner = new WebVisitor(atm.url);
     await owner.submit('/signup', '/signup', { username: 'victim', password: 'right-password' });
     // 19 wrong guesses at once: each used to read "not locked" before its check ran, so all 19 were checked.
@@ -148,6 +152,28 @@ describe('the bank under a determined attacker (issue 12)', () => {
 });
 
 describe('the ATM under a determined attacker (issue 12)', () => {
+  it('keeps one place per customer: 30 logins of one account leave room for everyone else', async () => {
+    const { atm } = await bankAndAtm(['--auth-rate-limit', '10000'], ['--max-sessions-per-connection', '10']);
+    const first = new WebVisitor(atm.url);
+    await first.signupAndLogin('hog', 'password1');
+    await new WebVisitor(atm.url).submit('/signup', '/signup', { username: 'neighbour', password: 'password1' });
+    // Thirty browsers log in as the same customer, one after another: each new login replaces the last.
+    let last = first;
+    for (let i = 0; i < 30; i += 1) {
+      last = new WebVisitor(atm.url);
+      const answer = await last.submit('/login', '/login', { username: 'hog', password: 'password1' });
+      expect(answer.location, answer.text.slice(0, 300)).toBe('/');
+    }
+    expect(await last.deposit('1')).toBe('Deposited $1.00. New balance: $1.00');
+    // The earlier browser's session was ended, not left holding a place.
+    expect((await first.get('/')).location).toBe('/login');
+    // Everyone else at this ATM still gets in.
+    const neighbour = new WebVisitor(atm.url);
+    const answer = await neighbour.submit('/login', '/login', { username: 'neighbour', password: 'password1' });
+    expect(answer.location).toBe('/');
+    expect(await neighbour.deposit('2')).toBe('Deposited $2.00. New balance: $2.00');
+  }, 120_000);
+
   it('stores no session for cookieless visitors, and caps the store', async () => {
     const { dataDir, atm } = await bankAndAtm(['--max-web-sessions', '40', '--auth-rate-limit', '10000']);
     // 600 cookieless visits: each used to store a session (its CSRF token).

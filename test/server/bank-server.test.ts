@@ -212,14 +212,14 @@ describe('money', () => {
     const setup = await running.connect();
     await setup.signup('kim', 'password1');
     await setup.deposit(await setup.login('kim', 'password1'), uniqueTxId(), 5_000);
-    // Ten ATMs, each with ten customer sessions for the same account. The
-    // logins go one at a time: racing logins of one account count against its
-    // lockout until they succeed.
+    // 25 ATMs, each with four customer sessions (the most one customer may
+    // hold on one ATM) for the same account. The logins go one at a time:
+    // racing logins of one account count against its lockout until they succeed.
     const sessions: Array<Array<{ client: BankClient; session: CustomerSession }>> = [];
-    for (let atm = 0; atm < 10; atm += 1) {
+    for (let atm = 0; atm < 25; atm += 1) {
       const client = await running.connect(atm + 10);
       const onAtm = [];
-      for (let i = 0; i < 10; i += 1) onAtm.push({ client, session: await client.login('kim', 'password1') });
+      for (let i = 0; i < 4; i += 1) onAtm.push({ client, session: await client.login('kim', 'password1') });
       sessions.push(onAtm);
     }
     const results = await Promise.allSettled(
@@ -324,4 +324,22 @@ describe('service times', () => {
     const empty = running.bank.serviceTimes();
     expect(empty.count).toBe(0);
   });
+
+  it('holds the session caps under concurrent logins, and one account cannot fill a connection', async () => {
+    running = await startTestBank({ limits: { maxSessionsPerConnection: 6, maxSessionsPerCustomer: 2 } });
+    const setup = await running.connect();
+    for (let i = 0; i < 12; i += 1) await setup.signup(`crowd${i}`, 'password1');
+    const atm = await running.connect(2);
+    // Twelve customers log in at once against a cap of six: the logins in flight hold their places.
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) => atm.login(`crowd${i}`, 'password1')),
+    );
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(6);
+    // One account gets two places on a connection, however often it logs in.
+    const other = await running.connect(3);
+    const hog = [];
+    for (let i = 0; i < 5; i += 1) hog.push(await other.login('crowd0', 'password1').catch((error: unknown) => error));
+    expect(hog.filter((result) => result instanceof BankError)).toHaveLength(3);
+    expect(await other.login('crowd1', 'password1')).toBeDefined();
+  }, 30_000);
 });
