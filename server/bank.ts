@@ -17,7 +17,16 @@ import {
   MAX_TRANSACTION_CENTS,
   checkTransactionCents,
 } from '../protocol/money.ts';
-import type { Account, Ledger, LoginRecord, MoneyDecision, MoneyKind, MoneyOutcome, MoneyRequest } from './ledger.ts';
+import type {
+  Account,
+  CheckBudget,
+  Ledger,
+  LoginRecord,
+  MoneyDecision,
+  MoneyKind,
+  MoneyOutcome,
+  MoneyRequest,
+} from './ledger.ts';
 import type { RandomSource } from '../protocol/crypto.ts';
 import { PasswordBusyError, type PasswordHasher } from './password-hasher.ts';
 import { TICKET_LIFETIME_MS, openTicket, sealTicket } from './ticket.ts';
@@ -26,7 +35,17 @@ export const USERNAME_PATTERN = /^[a-z0-9_.-]{3,32}$/;
 export const PASSWORD_MIN_BYTES = 8;
 /** bcrypt only reads 72 bytes; longer passwords are refused, never silently truncated. */
 export const PASSWORD_MAX_BYTES = 72;
+/**
+ * The lockout rule (SECURITY.md, "Lockout"): password checks are counted in
+ * fixed 30-minute windows (wrong ones and ones in flight; a right one is
+ * given back). The 5th wrong one in a window locks the account for 30
+ * minutes; a window allows 5 checks while the account is not locked and 10
+ * in all, so a locked account's password is still checked a few times (the
+ * right one is told "locked until") but never more than 10 times a window.
+ */
 export const MAX_FAILED_LOGINS = 5;
+export const CHECK_BUDGET: CheckBudget = { beforeLock: MAX_FAILED_LOGINS, perWindow: 10, windowMs: 30 * 60 * 1000 };
+/** How long the wrong check that is a window's 5th locks the account, from that check. */
 export const LOCKOUT_MS = 30 * 60 * 1000;
 export const STATEMENT_LENGTH = 10;
 
@@ -317,37 +336,45 @@ export class Bank {
    * The lockout rule (SECURITY.md, "Lockout"), for a login and for a password
    * change's current password. The check is first reserved in the ledger, in
    * one atomic statement, so checks racing here or on other bank nodes all
-   * count (issue 12, finding 1). Past the window's budget (MAX_FAILED_LOGINS
-   * checks, finished or in flight) the password is not checked at all. Within
-   * it, the password is checked even while the account is locked, so the
-   * right one can be told "locked until". bcrypt always runs, against a dummy
+   * count (issue 12, finding 1), within the window's budget (CHECK_BUDGET).
+   * Past it the password is not checked at all. Within it, the password is
+   * checked even while the account is locked, so the right one can be told
+   * "locked until"; that is an oracle, and the window's budget bounds it too.
+   * A check that finds the right password, or that the checker refused as
+   * busy, gives its reservation back. bcrypt always runs, against a dummy
    * hash when the password is not to be checked, so every answer takes about
-   * as long. A check refused as busy gives its reservation back.
+   * as long.
    */
   private async judgePassword(actor: Actor, account: Account | null, password: string): Promise<Verdict> {
     const nowMs = this.clock().getTime();
-    const attempt = account ? await this.ledger.reserveLoginAttempt(account.id, nowMs, MAX_FAILED_LOGINS) : null;
-    const judged = account !== null && attempt?.status === 'reserved';
+    const attempt = account ? await this.ledger.reserveLoginAttempt(account.id, nowMs, CHECK_BUDGET) : null;
+    const reserved = account !== null && attempt?.status === 'reserved' ? attempt : null;
+    const giveBack = async (): Promise<void> => {
+      if (account && reserved) await this.ledger.releaseLoginAttempt(account.id, reserved.windowEndsAt);
+    };
     let same: boolean;
     try {
-      const hash = judged ? account.passwordHash : await this.getDummyHash();
+      const hash = account && reserved ? account.passwordHash : await this.getDummyHash();
       same = await busyIfQueued(this.passwords.compare(password, hash, passwordSource(actor)));
     } catch (error) {
-      if (judged) await this.ledger.releaseLoginAttempt(account.id).catch(() => undefined);
+      await giveBack().catch(() => undefined);
       throw error;
     }
-    if (!judged || attempt?.status !== 'reserved') return { kind: 'over_budget' };
-    const lockedUntil = attempt.lockedUntil !== null && attempt.lockedUntil > nowMs ? attempt.lockedUntil : null;
-    if (same && checkPassword(password) === null) return { kind: 'right', lockedUntil };
-    return { kind: 'wrong', attempt: attempt.attempt, accountId: account.id, nowMs };
+    if (!account || !reserved) return { kind: 'over_budget' };
+    if (same && checkPassword(password) === null) {
+      await giveBack();
+      const lockedUntil = reserved.lockedUntil !== null && reserved.lockedUntil > nowMs ? reserved.lockedUntil : null;
+      return { kind: 'right', lockedUntil };
+    }
+    return { kind: 'wrong', attempt: reserved.attempt, accountId: account.id, nowMs };
   }
 
   /**
    * The refusal for a verdict other than "right and not locked": only the
    * right password is told the account is locked, and until when; everything
-   * else gets the generic answer. The wrong password that uses the window's
-   * last check locks the account (or extends its lock) for LOCKOUT_MS from
-   * now and starts a new window.
+   * else gets the generic answer. A wrong password that is the window's
+   * MAX_FAILED_LOGINS-th check or later locks the account (or extends its
+   * lock) for LOCKOUT_MS from now; the window's count stays.
    */
   private async refusal(who: Actor, action: 'login' | 'password_change', verdict: Verdict): Promise<BankError> {
     const generic = new BankError(

@@ -15,7 +15,7 @@ export type Account = {
   username: string;
   passwordHash: string;
   balanceCents: number;
-  /** Password checks counted since the last success or lock: finished failures and ones in flight. */
+  /** Password checks counted in the current window: wrong ones and ones in flight (a right one is given back). */
   failedLogins: number;
   /** Epoch milliseconds until which logins are refused, or null. */
   lockedUntil: number | null;
@@ -26,11 +26,19 @@ export type LoginRecord = { at: string; atmId: number | null };
 
 /**
  * A password check reserved before it runs (`attempt` is its number in the
- * current window; `lockedUntil` the account's lock as it stands, null if none
- * or run out), or refused because the window's budget is spent.
+ * current window, `windowEndsAt` when that window closes; `lockedUntil` the
+ * account's lock as it stands, which may have run out), or refused because
+ * the window's budget is spent.
  */
+/**
+ * How many password checks an account's window allows (SECURITY.md,
+ * "Lockout"): `beforeLock` while it is not locked, `perWindow` in all, and
+ * how long a window lasts.
+ */
+export type CheckBudget = { beforeLock: number; perWindow: number; windowMs: number };
+
 export type LoginAttempt =
-  { status: 'reserved'; attempt: number; lockedUntil: number | null } | { status: 'over_budget' };
+  { status: 'reserved'; attempt: number; windowEndsAt: number; lockedUntil: number | null } | { status: 'over_budget' };
 
 export type MoneyKind = 'deposit' | 'withdraw';
 
@@ -74,21 +82,26 @@ export interface Ledger {
    * Counts one password check against the account *before* it runs, in one
    * atomic statement (SQLite and PostgreSQL alike: one `UPDATE ... RETURNING`),
    * so checks racing on one bank or on many nodes sharing the ledger are all
-   * counted and at most `maxAttempts` run in one window. Refused when the
-   * window already holds `maxAttempts` (finished or in flight). A lock that
-   * has run out (`lockedUntil <= nowMs`) is lifted and starts a new window.
-   * Reserving never locks: `lockAccount` does, for the failure that spends
-   * the window.
+   * counted. Checks are counted in fixed windows of `budget.windowMs`, each
+   * opened by the first check after the previous one closed; a window holds
+   * at most `budget.beforeLock` checks (wrong or in flight) while the account
+   * is not locked and `budget.perWindow` in all, and a check past that is
+   * refused unrun. Locks are set by `lockAccount` and do not reset the count.
    */
-  reserveLoginAttempt(accountId: number, nowMs: number, maxAttempts: number): Promise<LoginAttempt>;
-  /** Gives back a reservation whose check never ran (the password checker was busy). */
-  releaseLoginAttempt(accountId: number): Promise<void>;
-  /** Locks (or extends the lock) until `lockUntilMs` and starts a new window (the count back to 0). */
+  reserveLoginAttempt(accountId: number, nowMs: number, budget: CheckBudget): Promise<LoginAttempt>;
+  /**
+   * Gives back a reservation whose check found the right password or never
+   * ran (the checker was busy); only while its window (`windowEndsAt`) is
+   * still the account's, so it never frees room in a later window.
+   */
+  releaseLoginAttempt(accountId: number, windowEndsAt: number): Promise<void>;
+  /** Locks (or extends the lock) until `lockUntilMs`; the window's count stays. */
   lockAccount(accountId: number, lockUntilMs: number): Promise<void>;
   /**
-   * Resets the failure count and lock, and records this login as the
-   * account's last, in one write; returns the login it replaces (null on the
-   * first), so the customer can be shown when and where they last logged in.
+   * Records this login as the account's last, in one write; returns the login
+   * it replaces (null on the first), so the customer can be shown when and
+   * where they last logged in. The lockout's count is left alone: a success
+   * does not give an attacker's guesses in the same window back.
    */
   recordLoginSuccess(accountId: number, login: LoginRecord): Promise<LoginRecord | null>;
   /** Replaces the account's password hash (durable when it resolves). */
@@ -123,22 +136,29 @@ export interface Ledger {
   close(): Promise<void>;
 }
 
+const WINDOW_OPEN = 'login_window_ends_at IS NOT NULL AND login_window_ends_at > $now';
+
 /**
  * `reserveLoginAttempt` as one statement, for every SQL ledger (parameters
- * `$id`, `$now`, `$max`): it matches only an account whose window has room
- * (or whose lock has run out, which starts a new window) and adds the
- * attempt. All SET expressions read the row as it was, so racing attempts
- * serialise on the row and each sees the others' counts. No row back: the
- * budget is spent (or there is no such account).
+ * `$id`, `$now`, `$beforeLock`, `$perWindow`, and `$nextWindowEnd`, which is
+ * `$now` plus the window's length): it matches only an account whose window
+ * has room (the lock as it stands now says which budget), or whose window
+ * has closed (this check opens the next one), and adds the attempt. All SET
+ * expressions read the row as it was, so racing attempts serialise on the
+ * row and each sees the others' counts. No row back: the budget is spent (or
+ * there is no such account).
  */
 export const RESERVE_ATTEMPT_SQL = `UPDATE accounts SET
-    failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $now THEN 1 ELSE failed_logins + 1 END,
-    locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $now THEN NULL ELSE locked_until END
-  WHERE id = $id AND (failed_logins < $max OR (locked_until IS NOT NULL AND locked_until <= $now))
-  RETURNING failed_logins, locked_until`;
+    failed_logins = CASE WHEN ${WINDOW_OPEN} THEN failed_logins + 1 ELSE 1 END,
+    login_window_ends_at = CASE WHEN ${WINDOW_OPEN} THEN login_window_ends_at ELSE $nextWindowEnd END
+  WHERE id = $id AND (
+    failed_logins < CASE WHEN locked_until IS NOT NULL AND locked_until > $now THEN $perWindow ELSE $beforeLock END
+    OR NOT (${WINDOW_OPEN}))
+  RETURNING failed_logins, login_window_ends_at, locked_until`;
 
-/** `releaseLoginAttempt` as one statement (parameter `$id`). */
-export const RELEASE_ATTEMPT_SQL = `UPDATE accounts SET failed_logins = failed_logins - 1 WHERE id = $id AND failed_logins > 0`;
+/** `releaseLoginAttempt` as one statement (parameters `$id`, `$windowEndsAt`). */
+export const RELEASE_ATTEMPT_SQL = `UPDATE accounts SET failed_logins = failed_logins - 1
+  WHERE id = $id AND failed_logins > 0 AND login_window_ends_at = $windowEndsAt`;
 
 /** `lockAccount` as one statement (parameters `$id`, `$lockUntil`). */
-export const LOCK_ACCOUNT_SQL = `UPDATE accounts SET failed_logins = 0, locked_until = $lockUntil WHERE id = $id`;
+export const LOCK_ACCOUNT_SQL = `UPDATE accounts SET locked_until = $lockUntil WHERE id = $id`;

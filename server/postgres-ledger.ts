@@ -40,6 +40,7 @@ import type {
   AuditLine,
   Ledger,
   LoginRecord,
+  CheckBudget,
   LoginAttempt,
   MoneyDecision,
   MoneyKind,
@@ -52,8 +53,8 @@ import type {
 function numbered(sql: string, names: readonly string[]): string {
   return sql.replace(/\$(\w+)/g, (_, name: string) => `$${names.indexOf(name) + 1}`);
 }
-const RESERVE_ATTEMPT = numbered(RESERVE_ATTEMPT_SQL, ['id', 'now', 'max']);
-const RELEASE_ATTEMPT = numbered(RELEASE_ATTEMPT_SQL, ['id']);
+const RESERVE_ATTEMPT = numbered(RESERVE_ATTEMPT_SQL, ['id', 'now', 'beforeLock', 'perWindow', 'nextWindowEnd']);
+const RELEASE_ATTEMPT = numbered(RELEASE_ATTEMPT_SQL, ['id', 'windowEndsAt']);
 const LOCK_ACCOUNT = numbered(LOCK_ACCOUNT_SQL, ['id', 'lockUntil']);
 import { migrate } from './postgres-migrations.ts';
 
@@ -241,23 +242,24 @@ export class PostgresLedger implements Ledger {
   }
 
   /** One UPDATE ... RETURNING on the shared row: attempts on every node add up to one lockout. */
-  async reserveLoginAttempt(accountId: number, nowMs: number, maxAttempts: number): Promise<LoginAttempt> {
-    const reserved = await this.pool.query<{ failed_logins: number; locked_until: string | null }>(RESERVE_ATTEMPT, [
-      accountId,
-      nowMs,
-      maxAttempts,
-    ]);
+  async reserveLoginAttempt(accountId: number, nowMs: number, budget: CheckBudget): Promise<LoginAttempt> {
+    const reserved = await this.pool.query<{
+      failed_logins: number;
+      login_window_ends_at: string;
+      locked_until: string | null;
+    }>(RESERVE_ATTEMPT, [accountId, nowMs, budget.beforeLock, budget.perWindow, nowMs + budget.windowMs]);
     const row = reserved.rows[0];
     if (!row) return { status: 'over_budget' };
     return {
       status: 'reserved',
       attempt: row.failed_logins,
+      windowEndsAt: Number(row.login_window_ends_at),
       lockedUntil: row.locked_until === null ? null : Number(row.locked_until),
     };
   }
 
-  async releaseLoginAttempt(accountId: number): Promise<void> {
-    await this.pool.query(RELEASE_ATTEMPT, [accountId]);
+  async releaseLoginAttempt(accountId: number, windowEndsAt: number): Promise<void> {
+    await this.pool.query(RELEASE_ATTEMPT, [accountId, windowEndsAt]);
   }
 
   async lockAccount(accountId: number, lockUntilMs: number): Promise<void> {
@@ -271,11 +273,11 @@ export class PostgresLedger implements Ledger {
         'SELECT last_login_at, last_login_atm FROM accounts WHERE id = $1 FOR UPDATE',
         [accountId],
       );
-      await client.query(
-        `UPDATE accounts SET failed_logins = 0, locked_until = NULL, last_login_at = $1, last_login_atm = $2
-         WHERE id = $3`,
-        [login.at, login.atmId, accountId],
-      );
+      await client.query('UPDATE accounts SET last_login_at = $1, last_login_atm = $2 WHERE id = $3', [
+        login.at,
+        login.atmId,
+        accountId,
+      ]);
       const row = previous.rows[0];
       return row?.last_login_at ? { at: row.last_login_at, atmId: row.last_login_atm } : null;
     });

@@ -31,6 +31,7 @@ import type {
   AuditLine,
   Ledger,
   LoginRecord,
+  CheckBudget,
   LoginAttempt,
   MoneyDecision,
   MoneyKind,
@@ -91,6 +92,8 @@ const ADDED_COLUMNS: ReadonlyArray<{ table: string; column: string; definition: 
   // The previous successful login, shown to the customer at the next one.
   { table: 'accounts', column: 'last_login_at', definition: 'TEXT' },
   { table: 'accounts', column: 'last_login_atm', definition: 'INTEGER' },
+  // When the lockout's current window of password checks closes (epoch ms).
+  { table: 'accounts', column: 'login_window_ends_at', definition: 'INTEGER' },
 ];
 
 function addMissingColumns(db: Database.Database): void {
@@ -150,17 +153,16 @@ function prepareStatements(db: Database.Database) {
     ),
     findAccount: db.prepare<[string], AccountRow>('SELECT * FROM accounts WHERE username = ?'),
     reserveAttempt: db.prepare<
-      { id: number; now: number; max: number },
-      { failed_logins: number; locked_until: number | null }
+      { id: number; now: number; beforeLock: number; perWindow: number; nextWindowEnd: number },
+      { failed_logins: number; login_window_ends_at: number; locked_until: number | null }
     >(RESERVE_ATTEMPT_SQL.replace(/\$(\w+)/g, '@$1')),
-    releaseAttempt: db.prepare<{ id: number }>(RELEASE_ATTEMPT_SQL.replace(/\$(\w+)/g, '@$1')),
+    releaseAttempt: db.prepare<{ id: number; windowEndsAt: number }>(RELEASE_ATTEMPT_SQL.replace(/\$(\w+)/g, '@$1')),
     lockAccount: db.prepare<{ id: number; lockUntil: number }>(LOCK_ACCOUNT_SQL.replace(/\$(\w+)/g, '@$1')),
     lastLogin: db.prepare<[number], { last_login_at: string | null; last_login_atm: number | null }>(
       'SELECT last_login_at, last_login_atm FROM accounts WHERE id = ?',
     ),
     recordLogin: db.prepare<[string, number | null, number]>(
-      `UPDATE accounts SET failed_logins = 0, locked_until = NULL, last_login_at = ?, last_login_atm = ?
-       WHERE id = ?`,
+      'UPDATE accounts SET last_login_at = ?, last_login_atm = ? WHERE id = ?',
     ),
     setPasswordHash: db.prepare<[string, number]>('UPDATE accounts SET password_hash = ? WHERE id = ?'),
     balance: db.prepare<[number], { balance_cents: number }>('SELECT balance_cents FROM accounts WHERE id = ?'),
@@ -260,16 +262,27 @@ export class SqliteLedger implements Ledger {
     return row ? toAccount(row) : null;
   }
 
-  async reserveLoginAttempt(accountId: number, nowMs: number, maxAttempts: number): Promise<LoginAttempt> {
-    const row = this.statements.reserveAttempt.get({ id: accountId, now: nowMs, max: maxAttempts });
+  async reserveLoginAttempt(accountId: number, nowMs: number, budget: CheckBudget): Promise<LoginAttempt> {
+    const row = this.statements.reserveAttempt.get({
+      id: accountId,
+      now: nowMs,
+      beforeLock: budget.beforeLock,
+      perWindow: budget.perWindow,
+      nextWindowEnd: nowMs + budget.windowMs,
+    });
     if (!row) return { status: 'over_budget' };
     // Durable before the check runs: a crash cannot hand back the attempt.
     await this.committed();
-    return { status: 'reserved', attempt: row.failed_logins, lockedUntil: row.locked_until };
+    return {
+      status: 'reserved',
+      attempt: row.failed_logins,
+      windowEndsAt: row.login_window_ends_at,
+      lockedUntil: row.locked_until,
+    };
   }
 
-  async releaseLoginAttempt(accountId: number): Promise<void> {
-    if (this.statements.releaseAttempt.run({ id: accountId }).changes > 0) await this.committed();
+  async releaseLoginAttempt(accountId: number, windowEndsAt: number): Promise<void> {
+    if (this.statements.releaseAttempt.run({ id: accountId, windowEndsAt }).changes > 0) await this.committed();
   }
 
   async lockAccount(accountId: number, lockUntilMs: number): Promise<void> {

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { BankError, type BankErrorCode } from '../../protocol/errors.ts';
 import { MAX_BALANCE_CENTS, MAX_TRANSACTION_CENTS } from '../../protocol/money.ts';
 import { AuditedCommit } from '../../server/audited-commit.ts';
-import { Bank, LOCKOUT_MS, LOGIN_FAILED_MESSAGE, type Actor } from '../../server/bank.ts';
+import { Bank, CHECK_BUDGET, LOCKOUT_MS, LOGIN_FAILED_MESSAGE, type Actor } from '../../server/bank.ts';
 import { fakeHasher, MemoryLedger, TestAuditLog } from './fixtures.ts';
 
 const ATM: Actor = { atmId: 3, username: null, accountId: null };
@@ -158,12 +158,31 @@ describe('Bank login rules', () => {
     expect((await bank.login(ATM, 'alan', 'password1')).lastLogin).toBeNull();
   });
 
-  it('starts counting again after a successful login', async () => {
-    const { bank, audit } = await bankWithCustomer();
+  it("keeps counting a window's wrong passwords across a successful login", async () => {
+    const { bank, audit, advance } = await bankWithCustomer();
     for (let i = 0; i < 4; i += 1) await refusalCode(bank.login(ATM, 'grace', 'wrong-password'));
     await bank.login(ATM, 'grace', 'password1');
-    for (let i = 0; i < 4; i += 1) await refusalCode(bank.login(ATM, 'grace', 'wrong-password'));
-    expect(await bank.login(ATM, 'grace', 'password1')).toMatchObject({ username: 'grace' });
     expect(audit.lines).not.toContain('lockout locked');
+    // The owner's success gives the window's guesses no room back: the 5th wrong one locks.
+    await refusalCode(bank.login(ATM, 'grace', 'wrong-password'));
+    expect(audit.lines).toContain('lockout locked');
+    expect(await refusalCode(bank.login(ATM, 'grace', 'password1'))).toBe('ERR_ACCOUNT_LOCKED');
+    advance(LOCKOUT_MS);
+    expect(await bank.login(ATM, 'grace', 'password1')).toMatchObject({ username: 'grace' });
+  });
+
+  it("checks at most 10 passwords in a window, 5 before the lock; a locked window's checks run out", async () => {
+    const { bank, audit, advance } = await bankWithCustomer();
+    for (let i = 0; i < 5; i += 1) await refusalCode(bank.login(ATM, 'grace', 'wrong-password'));
+    advance(10 * 60_000);
+    for (let i = 0; i < 7; i += 1) await refusalCode(bank.login(ATM, 'grace', 'wrong-password'));
+    const judged = audit.events.filter((event) => event.outcome === 'bad_password');
+    expect(judged).toHaveLength(10);
+    expect(audit.lines.filter((line) => line === 'login over_budget')).toHaveLength(2);
+    // Spent: even the right password is not checked until the window closes.
+    expect(await refusalCode(bank.login(ATM, 'grace', 'password1'))).toBe('ERR_AUTH_FAILED');
+    advance(CHECK_BUDGET.windowMs - 10 * 60_000);
+    // A new window, the lock extended by the later wrong ones still holds: the right password is told so.
+    expect(await refusalCode(bank.login(ATM, 'grace', 'password1'))).toBe('ERR_ACCOUNT_LOCKED');
   });
 });

@@ -14,6 +14,7 @@ import type {
   KeyedAuditHead,
   Ledger,
   LoginRecord,
+  CheckBudget,
   LoginAttempt,
   MoneyDecision,
   MoneyKind,
@@ -88,6 +89,8 @@ export class MemoryLedger implements Ledger {
   private readonly journal: JournalEntry[] = [];
   private readonly lastLogins = new Map<number, LoginRecord>();
   private head: KeyedAuditHead | null = null;
+  /** When each account's window of password checks closes (the SQL ledgers' login_window_ends_at). */
+  private readonly windowEnds = new Map<number, number>();
 
   constructor(private readonly audited: AuditedCommit) {}
 
@@ -113,30 +116,29 @@ export class MemoryLedger implements Ledger {
   }
 
   /** The same decision as the SQL ledgers' one statement (RESERVE_ATTEMPT_SQL), made in one synchronous step. */
-  async reserveLoginAttempt(accountId: number, nowMs: number, maxAttempts: number): Promise<LoginAttempt> {
+  async reserveLoginAttempt(accountId: number, nowMs: number, budget: CheckBudget): Promise<LoginAttempt> {
     const account = this.account(accountId);
-    const lockRanOut = account.lockedUntil !== null && account.lockedUntil <= nowMs;
-    if (!lockRanOut && account.failedLogins >= maxAttempts) return { status: 'over_budget' };
-    account.failedLogins = lockRanOut ? 1 : account.failedLogins + 1;
-    if (lockRanOut) account.lockedUntil = null;
-    return { status: 'reserved', attempt: account.failedLogins, lockedUntil: account.lockedUntil };
+    const windowEnd = this.windowEnds.get(accountId);
+    const open = windowEnd !== undefined && windowEnd > nowMs;
+    const locked = account.lockedUntil !== null && account.lockedUntil > nowMs;
+    if (open && account.failedLogins >= (locked ? budget.perWindow : budget.beforeLock))
+      return { status: 'over_budget' };
+    account.failedLogins = open ? account.failedLogins + 1 : 1;
+    const windowEndsAt = open ? windowEnd : nowMs + budget.windowMs;
+    this.windowEnds.set(accountId, windowEndsAt);
+    return { status: 'reserved', attempt: account.failedLogins, windowEndsAt, lockedUntil: account.lockedUntil };
   }
 
-  async releaseLoginAttempt(accountId: number): Promise<void> {
+  async releaseLoginAttempt(accountId: number, windowEndsAt: number): Promise<void> {
     const account = this.account(accountId);
-    if (account.failedLogins > 0) account.failedLogins -= 1;
+    if (account.failedLogins > 0 && this.windowEnds.get(accountId) === windowEndsAt) account.failedLogins -= 1;
   }
 
   async lockAccount(accountId: number, lockUntilMs: number): Promise<void> {
-    const account = this.account(accountId);
-    account.failedLogins = 0;
-    account.lockedUntil = lockUntilMs;
+    this.account(accountId).lockedUntil = lockUntilMs;
   }
 
   async recordLoginSuccess(accountId: number, login: LoginRecord): Promise<LoginRecord | null> {
-    const account = this.account(accountId);
-    account.failedLogins = 0;
-    account.lockedUntil = null;
     const previous = this.lastLogins.get(accountId) ?? null;
     this.lastLogins.set(accountId, { ...login });
     return previous;

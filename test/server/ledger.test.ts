@@ -179,45 +179,55 @@ describe.each(BACKENDS)('ledger on $name', (backend) => {
   });
 
   it.skipIf(backend.skip)(
-    'reserves login checks before they run, up to the budget; a lock starts a new window; success resets',
+    'reserves login checks before they run, within the budget of a fixed window; locks and successes keep the count',
     async () => {
       const { ledger, accountId } = await withAccount();
-      const reserve = (now: number) => ledger.reserveLoginAttempt(accountId, now, 3);
-      expect(await reserve(100)).toEqual({ status: 'reserved', attempt: 1, lockedUntil: null });
-      expect(await reserve(100)).toEqual({ status: 'reserved', attempt: 2, lockedUntil: null });
-      expect(await reserve(100)).toEqual({ status: 'reserved', attempt: 3, lockedUntil: null });
-      // Reserving never locks; the budget is spent, so a fourth check is refused.
+      const budget = { beforeLock: 3, perWindow: 5, windowMs: 1_000 };
+      const reserve = (now: number) => ledger.reserveLoginAttempt(accountId, now, budget);
+      expect(await reserve(100)).toEqual({ status: 'reserved', attempt: 1, windowEndsAt: 1_100, lockedUntil: null });
+      expect(await reserve(150)).toEqual({ status: 'reserved', attempt: 2, windowEndsAt: 1_100, lockedUntil: null });
+      expect(await reserve(200)).toEqual({ status: 'reserved', attempt: 3, windowEndsAt: 1_100, lockedUntil: null });
+      // Reserving never locks; the budget before a lock is spent, so a fourth check is refused.
       expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 3, lockedUntil: null });
-      expect(await reserve(200)).toEqual({ status: 'over_budget' });
-      // The failure that spent the window locks and starts a new window: checks go on during the lock.
-      await ledger.lockAccount(accountId, 1_100);
-      expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 0, lockedUntil: 1_100 });
-      expect(await reserve(200)).toEqual({ status: 'reserved', attempt: 1, lockedUntil: 1_100 });
-      expect(await reserve(200)).toEqual({ status: 'reserved', attempt: 2, lockedUntil: 1_100 });
-      expect(await reserve(200)).toEqual({ status: 'reserved', attempt: 3, lockedUntil: 1_100 });
       expect(await reserve(300)).toEqual({ status: 'over_budget' });
-      // A lock that has run out is lifted and starts a new window.
-      expect(await reserve(1_100)).toEqual({ status: 'reserved', attempt: 1, lockedUntil: null });
+      // Locked: the window's remaining checks (up to 5 in all) run; a success gives nothing back.
+      await ledger.lockAccount(accountId, 1_300);
       await ledger.recordLoginSuccess(accountId, { at, atmId: 1 });
-      expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 0, lockedUntil: null });
+      expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 3, lockedUntil: 1_300 });
+      expect(await reserve(400)).toMatchObject({ status: 'reserved', attempt: 4, lockedUntil: 1_300 });
+      expect(await reserve(500)).toMatchObject({ status: 'reserved', attempt: 5, lockedUntil: 1_300 });
+      expect(await reserve(1_099)).toEqual({ status: 'over_budget' });
+      // The window closes at 1,100: the next check opens a new one, still during the lock.
+      expect(await reserve(1_100)).toEqual({ status: 'reserved', attempt: 1, windowEndsAt: 2_100, lockedUntil: 1_300 });
+      for (let i = 2; i <= 5; i += 1) expect(await reserve(1_200)).toMatchObject({ status: 'reserved', attempt: i });
+      expect(await reserve(1_250)).toEqual({ status: 'over_budget' });
     },
   );
 
   it.skipIf(backend.skip)('reserves at most the budget among racing attempts', async () => {
     const { ledger, accountId } = await withAccount();
-    const outcomes = await Promise.all(Array.from({ length: 20 }, () => ledger.reserveLoginAttempt(accountId, 100, 5)));
+    const budget = { beforeLock: 5, perWindow: 10, windowMs: 1_000 };
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, () => ledger.reserveLoginAttempt(accountId, 100, budget)),
+    );
     const reserved = outcomes.flatMap((outcome) => (outcome.status === 'reserved' ? [outcome.attempt] : []));
     expect(reserved.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5]);
     expect(outcomes.filter((outcome) => outcome.status === 'over_budget')).toHaveLength(15);
   });
 
-  it.skipIf(backend.skip)('gives back an attempt whose check never ran', async () => {
+  it.skipIf(backend.skip)('gives back an attempt only within its own window', async () => {
     const { ledger, accountId } = await withAccount();
-    for (let i = 0; i < 4; i += 1) await ledger.reserveLoginAttempt(accountId, 100, 5);
-    expect(await ledger.reserveLoginAttempt(accountId, 200, 5)).toMatchObject({ status: 'reserved', attempt: 5 });
-    await ledger.releaseLoginAttempt(accountId);
-    expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 4, lockedUntil: null });
-    expect(await ledger.reserveLoginAttempt(accountId, 300, 5)).toMatchObject({ status: 'reserved', attempt: 5 });
+    const budget = { beforeLock: 5, perWindow: 10, windowMs: 1_000 };
+    for (let i = 0; i < 4; i += 1) await ledger.reserveLoginAttempt(accountId, 100, budget);
+    const fifth = await ledger.reserveLoginAttempt(accountId, 200, budget);
+    expect(fifth).toMatchObject({ status: 'reserved', attempt: 5, windowEndsAt: 1_100 });
+    await ledger.releaseLoginAttempt(accountId, 1_100);
+    expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 4 });
+    expect(await ledger.reserveLoginAttempt(accountId, 300, budget)).toMatchObject({ status: 'reserved', attempt: 5 });
+    // A reservation from a closed window gives nothing back in the next one.
+    expect(await ledger.reserveLoginAttempt(accountId, 1_100, budget)).toMatchObject({ attempt: 1 });
+    await ledger.releaseLoginAttempt(accountId, 1_100);
+    expect(await ledger.findAccount('grace')).toMatchObject({ failedLogins: 1 });
   });
 
   it.skipIf(backend.skip)('answers each login with the previous one (none on the first) and records it', async () => {

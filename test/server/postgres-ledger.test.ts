@@ -159,7 +159,9 @@ describe.skipIf(SKIP_POSTGRES_REASON)('PostgresLedger', () => {
     const account = await a.createAccount('grace', 'hash', at);
     const accountId = account?.id ?? 0;
     const outcomes = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).reserveLoginAttempt(accountId, 100, 5)),
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 === 0 ? a : b).reserveLoginAttempt(accountId, 100, { beforeLock: 5, perWindow: 10, windowMs: 60_000 }),
+      ),
     );
     const reserved = outcomes.flatMap((outcome) => (outcome.status === 'reserved' ? [outcome.attempt] : []));
     expect(reserved.sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5]);
