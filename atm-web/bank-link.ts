@@ -20,7 +20,6 @@ import { checkpointFromNotice } from '../audit/checkpoint.ts';
 import { BankClient, type CallContext, type CustomerSession } from '../protocol/client.ts';
 import { BankError, ProtocolError } from '../protocol/errors.ts';
 import { secureRandom, type RandomSource } from '../protocol/crypto.ts';
-import { ProtocolError } from '../protocol/errors.ts';
 import type { AtmCredential } from '../protocol/handshake.ts';
 import type { LastLogin, Notice } from '../protocol/messages.ts';
 import type { Logger } from '../runtime/logger.ts';
@@ -47,6 +46,13 @@ export type BankLinkOptions = {
   inDoubtBudgetMs?: number;
   /** Deadline for connecting to one node (connect plus handshake) before trying the next. */
   connectTimeoutMs?: number;
+  /**
+   * Bank sessions one customer keeps here; a login past it logs out their
+   * oldest. The bank enforces its own `--max-sessions-per-customer` (default
+   * 4 too): this end lets go first, so the bank's ended sessions do not wait
+   * here for their logout.
+   */
+  maxSessionsPerCustomer?: number;
   clock?: () => number;
   /** Keeps the bank's signed audit checkpoints (`atm-N.audit-head`): this ATM is a witness. */
   witness?: AuditWitness;
@@ -134,10 +140,11 @@ export class BankLink {
   ): Promise<{ handle: string; username: string; lastLogin: LastLogin }> {
     const client = this.client();
     const session = await client.login(username, password, undefined, context);
-    // A new login at this ATM replaces the customer's earlier bank session
-    // here (another browser, a forgotten tab): one account holds one place.
-    const earlier = [...this.customers].filter(([, customer]) => customer.session.username === session.username);
-    await Promise.all(earlier.map(([handle]) => this.logout(handle)));
+    // A login past the customer's few sessions here replaces their oldest
+    // (a forgotten tab, another browser): one account cannot fill the link.
+    const own = [...this.customers].filter(([, customer]) => customer.username === session.username);
+    const excess = own.length - (this.options.maxSessionsPerCustomer ?? 4) + 1;
+    await Promise.all(own.slice(0, Math.max(0, excess)).map(([handle]) => this.logout(handle)));
     const handle = this.random(16).toString('hex');
     this.customers.set(handle, {
       username: session.username,
@@ -182,6 +189,8 @@ export class BankLink {
       try {
         return await call(client, session);
       } catch (error) {
+        // The bank ended this session (a newer login, a password change): let go of its keys there too.
+        if (error instanceof BankError && error.code === 'ERR_NOT_LOGGED_IN') void this.logout(handle);
         if (!(error instanceof ProtocolError) || this.clock() >= deadline) throw error;
         // No answer: treat this node as gone, so the repeat goes to the next one.
         if (!client.closed) client.close(new ProtocolError('ERR_TIMEOUT', 'no answer in time; moving on'));

@@ -40,9 +40,15 @@ export type ConnectionLimits = {
   maxSessionsPerConnection: number;
   /** How long a command-line conversation may hold its account between check and confirm. */
   confirmTimeoutMs: number;
-  /** Sessions one customer may hold on one ATM connection, logins in flight included. */
+  /**
+   * Sessions one customer may hold on one ATM connection (a login past it
+   * ends their oldest there), and logins of theirs in flight there at once.
+   */
   maxSessionsPerCustomer: number;
 };
+
+const PASSWORD_CHANGED_MESSAGE = 'This session was ended because the password was changed. Log in again.';
+const REPLACED_MESSAGE = 'This session was ended by a newer login of this account at this ATM. Log in again.';
 
 /** What bin/bank prints: each command-line transaction applied, each conversation that broke. */
 export type BankEvents = {
@@ -99,11 +105,13 @@ export class BankConnection {
   private readonly customers = new Map<string, Customer>();
   /**
    * Sessions ended by the bank (the customer changed their password
-   * elsewhere). Their keys stay until the ATM logs them out, so the ATM's
-   * next request on one gets "log in again" rather than breaking the whole
-   * connection with an unknown session.
+   * elsewhere, or logged in here once too often), with what the ATM is told.
+   * Their keys stay until the ATM logs them out, so the ATM's next request on
+   * one gets "log in again" rather than breaking the whole connection with an
+   * unknown session. The ATM logs them out when it learns; until then they
+   * count under a cap of their own.
    */
-  private readonly revoked = new Set<string>();
+  private readonly revoked = new Map<string, string>();
   private conversation: Conversation | null = null;
   private breakReported = false;
   /** The ATM sent `watch_audit`: it keeps a witness, so checkpoints go to it (never unasked). */
@@ -228,7 +236,7 @@ export class BankConnection {
     for (const [session, customer] of this.customers) {
       if (customer.accountId !== accountId || session === keep) continue;
       this.customers.delete(session);
-      this.revoked.add(session);
+      this.revoked.set(session, PASSWORD_CHANGED_MESSAGE);
       ended += 1;
     }
     return ended;
@@ -370,19 +378,14 @@ export class BankConnection {
   }
 
   private async login(actor: Actor, username: string, password: string, channel: Channel): Promise<ResponseResult> {
-    // A login in flight holds its place under both caps, so concurrent logins
-    // cannot get past them (issue 12, finding 4: 209 sessions under a cap of
-    // 200), and one account cannot fill the connection's cap.
+    // A login in flight holds its place under the connection's cap, so
+    // concurrent logins cannot get past it (issue 12, finding 4: 209 sessions
+    // under a cap of 200), and one account has at most
+    // maxSessionsPerCustomer logins in flight here, so it cannot fill the cap.
     const key = username.toLowerCase();
     this.checkSessionRoom(0);
-    const sameCustomer =
-      [...this.customers.values()].filter((customer) => customer.username === key).length +
-      (this.loginsInFlightFor.get(key) ?? 0);
-    if (sameCustomer >= this.deps.limits.maxSessionsPerCustomer) {
-      throw new BankError(
-        'ERR_UNAVAILABLE',
-        'You are already logged in at this ATM too many times. Log out elsewhere and try again.',
-      );
+    if ((this.loginsInFlightFor.get(key) ?? 0) >= this.deps.limits.maxSessionsPerCustomer) {
+      throw new BankError('ERR_UNAVAILABLE', 'This account is already logging in at this ATM. Try again in a moment.');
     }
     this.loginsInFlight += 1;
     this.loginsInFlightFor.set(key, (this.loginsInFlightFor.get(key) ?? 0) + 1);
@@ -399,9 +402,23 @@ export class BankConnection {
 
   /** Room for one more session; `ownPlaces` are logins in flight that are the caller's own. */
   private checkSessionRoom(ownPlaces: number): void {
-    if (this.customers.size + this.loginsInFlight - ownPlaces >= this.deps.limits.maxSessionsPerConnection) {
+    const places = this.customers.size + this.loginsInFlight - ownPlaces;
+    // Ended sessions wait for the ATM's logout; an ATM that never sends it fills only its own connection.
+    const { maxSessionsPerConnection } = this.deps.limits;
+    if (places >= maxSessionsPerConnection || this.revoked.size >= maxSessionsPerConnection) {
       throw new BankError('ERR_UNAVAILABLE', 'This ATM has too many customers logged in. Try again shortly.');
     }
+  }
+
+  /**
+   * The account's sessions on this connection that one more would push past
+   * maxSessionsPerCustomer, oldest first: a new login at an ATM replaces the
+   * oldest one there.
+   */
+  private sessionsToReplace(accountId: number): string[] {
+    const own = [...this.customers].filter(([, customer]) => customer.accountId === accountId);
+    const excess = Math.max(0, own.length - this.deps.limits.maxSessionsPerCustomer + 1);
+    return own.slice(0, excess).map(([session]) => session);
   }
 
   /** Step one of a command-line conversation: checked and held, nothing changed; one at a time per connection. */
@@ -443,7 +460,13 @@ export class BankConnection {
     op: Op,
     ownPlaces = 0,
   ): { op: Op; username: string; sessionId: string; masterSecret: string; ticket?: string } {
-    this.checkSessionRoom(ownPlaces);
+    // Replaced in the same synchronous step as the opening, so racing logins cannot overshoot the cap.
+    const replaced = this.sessionsToReplace(account.accountId);
+    this.checkSessionRoom(ownPlaces + replaced.length);
+    for (const session of replaced) {
+      this.customers.delete(session);
+      this.revoked.set(session, REPLACED_MESSAGE);
+    }
     const channel = this.channel;
     if (!channel || channel.closed) throw new BankError('ERR_UNAVAILABLE', 'Connection closed.');
     let sessionId = this.deps.random(SESSION_ID_BYTES);
@@ -474,12 +497,8 @@ export class BankConnection {
       this.endSession(session);
       return;
     }
-    this.send(session, {
-      id: request.id,
-      ok: false,
-      code: 'ERR_NOT_LOGGED_IN',
-      message: 'This session was ended because the password was changed. Log in again.',
-    });
+    const message = this.revoked.get(session) ?? PASSWORD_CHANGED_MESSAGE;
+    this.send(session, { id: request.id, ok: false, code: 'ERR_NOT_LOGGED_IN', message });
   }
 
   private endSession(session: string): void {

@@ -100,18 +100,32 @@ export class WebVisitor {
     action: string,
     fields: Record<string, string>,
   ): Promise<{ status: number; text: string; location: string | null }> {
+    return (await this.fillIn(page))(action, fields);
+  }
+
+  /** GETs `page` now and returns the POST of its form, to send later (many at one moment, say). */
+  async fillIn(
+    page: string,
+  ): Promise<
+    (
+      action: string,
+      fields: Record<string, string>,
+    ) => Promise<{ status: number; text: string; location: string | null }>
+  > {
     const form = await this.get(page);
     const token = /name="_csrf" value="([^"]+)"/.exec(form.text)?.[1] ?? '';
     const txId = /name="txId" value="([^"]+)"/.exec(form.text)?.[1];
-    const body = new URLSearchParams({ _csrf: token, ...(txId ? { txId } : {}), ...fields });
-    const response = await fetch(`${this.base}${action}`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { ...this.headers(), 'content-type': 'application/x-www-form-urlencoded' },
-      body: body.toString(),
-    });
-    this.keep(response);
-    return { status: response.status, text: await response.text(), location: response.headers.get('location') };
+    return async (action, fields) => {
+      const body = new URLSearchParams({ _csrf: token, ...(txId ? { txId } : {}), ...fields });
+      const response = await fetch(`${this.base}${action}`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { ...this.headers(), 'content-type': 'application/x-www-form-urlencoded' },
+        body: body.toString(),
+      });
+      this.keep(response);
+      return { status: response.status, text: await response.text(), location: response.headers.get('location') };
+    };
   }
 
   async signupAndLogin(username: string, password: string): Promise<void> {
