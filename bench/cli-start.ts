@@ -5,6 +5,7 @@
  * interleaved so both see the same machine. Target: median under 120 ms.
  */
 import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 
 import { BIN_ATM, atmDir, startCliBank } from '../test/cli/harness.ts';
 import { summarize } from './stats.ts';
@@ -20,6 +21,11 @@ function wallMs(command: string, args: string[], cwd: string): { ms: number; sta
 }
 
 export async function measureCliStart(runs: number): Promise<CliStart> {
+  // Measure the sources as they are, as the tests do: `npm install` built dist/ once, perhaps from older ones.
+  const build = spawnSync(process.execPath, [path.join(import.meta.dirname, '..', 'cli', 'build.mjs')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (build.status !== 0) throw new Error('cli/build.mjs failed');
   const bank = await startCliBank();
   try {
     const dir = atmDir(bank);

@@ -31,6 +31,7 @@ import { inlineHasher, processHasher, type PoolOptions } from './password-hasher
 import type { Ledger } from './ledger.ts';
 import { SqliteLedger } from './sqlite-ledger.ts';
 import { Terminals } from './terminals.ts';
+import type { ClusterSignals } from './cluster-signals.ts';
 
 /** How often a running bank looks for new revocations, to cut a revoked ATM that is connected. */
 export const REVOCATION_POLL_MS = 250;
@@ -71,6 +72,8 @@ export type BankServerOptions = {
   ledgerUrl?: string;
   /** This node's name in the shared audit table (default: `node.id` in the data dir). */
   nodeId?: string;
+  /** With a PostgreSQL ledger: how often this node looks for other nodes' revocations and session ends. */
+  clusterPollMs?: number;
   /** What bin/bank prints on its stdout. */
   events?: BankEvents;
   /** How often a moved audit head is signed and sent to every ATM (default 1 s). */
@@ -149,6 +152,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
     await files.close().catch(() => undefined);
     throw error;
   }
+  const signals = node === null ? null : await openSignals(options, node, random, logger, connections, terminals);
   const cost = options.bcryptCost ?? DEFAULT_BCRYPT_COST;
   const passwords = options.isolatePasswordHashing
     ? processHasher(cost, {
@@ -171,6 +175,8 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   for (const { atm, at } of terminals.revocations()) {
     bank.record({ ...system, atmId: atm }, 'atm_revoked', 'in_force', at);
   }
+  // Every node of a shared ledger refuses what any of them revoked (a repeat changes nothing).
+  signals?.publishRevocations(terminals.revocations());
 
   // Every ATM witnesses the audit chain: the durable head, signed, at most
   // once per interval while events arrive, to each ATM that asked (watch_audit).
@@ -211,6 +217,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
       endSessionsOf: (accountId, keep) => {
         for (const other of connections)
           other.endSessionsOf(accountId, other === keep.connection ? keep.session : null);
+        signals?.publishSessionEnd(accountId);
       },
       answered: (op, outcome, nanoseconds) => operations.answered(op, outcome, nanoseconds),
       nowMs: () => clock().getTime(),
@@ -238,6 +245,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
       logger.warn({ atm, action: 'atm_revoked', outcome: 'ok' }, 'terminal revoked');
       for (const connection of connections) if (connection.atmId === atm) connection.revoke();
     }
+    signals?.publishRevocations(revoked);
   }, REVOCATION_POLL_MS);
   revocationPoll.unref();
   server.maxConnections = limits.maxConnections;
@@ -271,7 +279,8 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
     // The admin port was taken: start nothing rather than a bank nobody can watch.
     server.close();
     gcObserver.disconnect();
-    await Promise.allSettled([ledger.close(), files.close(), passwords.close()]);
+    clearInterval(revocationPoll);
+    await Promise.allSettled([signals?.close(), ledger.close(), files.close(), passwords.close()]);
     throw error;
   }
 
@@ -303,6 +312,7 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
     close: () => {
       closing ??= (async () => {
         clearInterval(revocationPoll);
+        await signals?.close();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         await admin?.close();
         await Promise.all([...connections].map((connection) => connection.drain()));
@@ -360,4 +370,50 @@ async function openLedger(
     onIdleError: (error) => logger.warn({ action: 'ledger', outcome: error.message }, 'PostgreSQL connection lost'),
   });
   return { ledger, audit: ledger.audit };
+}
+
+/**
+ * With a PostgreSQL ledger, what this node hears from the others: a terminal
+ * revoked on another node is added to this node's revocation list (the
+ * revocation poll then audits it and cuts the ATM, as for a local
+ * `revoke-atm`), and a password change on another node ends the customer's
+ * sessions here.
+ */
+async function openSignals(
+  options: BankServerOptions,
+  node: string,
+  random: RandomSource,
+  logger: Logger,
+  connections: ReadonlySet<BankConnection>,
+  terminals: Terminals,
+): Promise<ClusterSignals> {
+  const { ClusterSignals } = await import('./cluster-signals.ts');
+  let failing = false;
+  return ClusterSignals.open({
+    url: options.ledgerUrl ?? '',
+    nodeId: node,
+    random,
+    ...(options.clusterPollMs === undefined ? {} : { pollMs: options.clusterPollMs }),
+    onRevoked: ({ atm, at }) => {
+      if (terminals.isRevoked(atm)) return;
+      try {
+        terminals.revoke(atm, new Date(at));
+      } catch (error) {
+        logger.error({ atm, action: 'atm_revoked', outcome: String(error) }, 'cannot write the revocation list');
+      }
+    },
+    onSessionsEnded: (accountId) => {
+      let ended = 0;
+      for (const connection of connections) ended += connection.endSessionsOf(accountId, null);
+      if (ended > 0)
+        logger.warn({ action: 'sessions_ended', outcome: 'ok' }, `${ended} sessions ended by another node`);
+    },
+    onError: (error) => {
+      // Once per outage, not at every poll.
+      if (failing) return;
+      failing = true;
+      logger.warn({ action: 'cluster_signals', outcome: error.message }, "cannot reach the other nodes' signals");
+      setTimeout(() => (failing = false), 60_000).unref();
+    },
+  });
 }

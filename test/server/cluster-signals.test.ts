@@ -1,0 +1,99 @@
+/**
+ * Real bank processes on one PostgreSQL ledger: a terminal revoked through
+ * one node is cut and refused on the other, and a password change through
+ * one node ends the customer's session on the other
+ * (server/cluster-signals.ts).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { BankClient } from '../../protocol/client.ts';
+import { credentialFor } from '../helpers.ts';
+import { SKIP_POSTGRES_REASON, createTestDatabase, spawnNodes, type TestDatabase } from '../postgres.ts';
+import { spawnEntry, type Spawned } from '../process.ts';
+
+const children: Spawned[] = [];
+const clients: BankClient[] = [];
+let database: TestDatabase | null = null;
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close();
+  for (const spawned of children.splice(0)) spawned.child.kill('SIGKILL');
+  await database?.drop();
+  database = null;
+});
+
+type Node = { dataDir: string; port: number };
+
+async function twoNodes(): Promise<[Node, Node]> {
+  database = await createTestDatabase();
+  const [a, b] = await spawnNodes(database.url, 2);
+  if (!a || !b) throw new Error('nodes did not start');
+  children.push(a, b);
+  return [a, b];
+}
+
+async function connect(node: Node, atmId: number): Promise<BankClient> {
+  const client = await BankClient.connect({
+    host: '127.0.0.1',
+    port: node.port,
+    credential: credentialFor(node.dataDir, atmId),
+    handshakeTimeoutMs: 5_000,
+  });
+  clients.push(client);
+  return client;
+}
+
+/** Generous: the signal takes about a second; this only catches "never". */
+const WITHIN_MS = 15_000;
+
+describe.skipIf(SKIP_POSTGRES_REASON)('signals between bank nodes on one PostgreSQL ledger', () => {
+  it(
+    'cuts an ATM connected to node B when node A revokes it, and B refuses its reconnection',
+    { timeout: 60_000 },
+    async () => {
+      const [a, b] = await twoNodes();
+      const atm = await connect(b, 2);
+      await atm.ping();
+      // The bank ends a revoked terminal's link with an alert.
+      const cut = new Promise<string>((resolve) => atm.onClose((reason) => resolve(reason.code)));
+      // The operator revokes ATM 2 with node A's data directory only.
+      const revoke = spawnEntry('server/main.ts', ['revoke-atm', '2', '--data-dir', a.dataDir]);
+      expect(await revoke.exited).toBe(0);
+      const started = Date.now();
+      await expect(
+        Promise.race([cut, new Promise((resolve) => setTimeout(() => resolve('still connected'), WITHIN_MS))]),
+      ).resolves.toBe('ERR_PEER_ALERT');
+      expect(Date.now() - started).toBeLessThan(WITHIN_MS);
+      await expect(connect(b, 2)).rejects.toThrow();
+      // Another terminal on B is not affected.
+      await (await connect(b, 3)).ping();
+    },
+  );
+
+  it(
+    'ends the customer’s session on node B when the password is changed through node A',
+    { timeout: 60_000 },
+    async () => {
+      const [a, b] = await twoNodes();
+      const [onA, onB] = [await connect(a, 1), await connect(b, 2)];
+      await onA.signup('ada', 'correct-horse');
+      const [sessionA, sessionB] = [await onA.login('ada', 'correct-horse'), await onB.login('ada', 'correct-horse')];
+      expect(await onB.balance(sessionB)).toBe(0);
+      await onA.changePassword(sessionA, 'correct-horse', 'battery-staple');
+      const deadline = Date.now() + WITHIN_MS;
+      let outcome = 'still logged in';
+      while (Date.now() < deadline) {
+        try {
+          await onB.balance(sessionB);
+        } catch (error) {
+          outcome = (error as { code?: string }).code ?? String(error);
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(outcome).toBe('ERR_NOT_LOGGED_IN');
+      // The session that changed the password goes on; the new password opens a session on B.
+      expect(await onA.balance(sessionA)).toBe(0);
+      expect(await onB.balance(await onB.login('ada', 'battery-staple'))).toBe(0);
+    },
+  );
+});
