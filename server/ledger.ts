@@ -128,9 +128,10 @@ export interface Ledger {
   /**
    * The audit chain head stored in the transaction of the last group that
    * moved money (the group's audit hook hands it over; null before the
-   * first), and how many journal rows there are. The bank checks at start
-   * that its audit log reaches that head (issue 12.6, 16.5). A store keeps
-   * one head: one row, overwritten by each such group.
+   * first), and how many journal rows this bank (node) wrote, which only
+   * matters when there is no head. The bank checks at start that its audit
+   * log reaches that head (issue 12.6, 16.5). A store keeps one head per
+   * bank (per node of a shared ledger), overwritten by each such group.
    */
   auditHead(): Promise<{ head: KeyedAuditHead | null; journalRows: number }>;
   close(): Promise<void>;

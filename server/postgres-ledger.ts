@@ -133,10 +133,14 @@ const WRITE_GROUP = `WITH balances AS (
     UPDATE accounts SET balance_cents = u.balance_cents
     FROM unnest($1::bigint[], $2::bigint[]) AS u (id, balance_cents) WHERE accounts.id = u.id
   ), entries AS (
-    INSERT INTO journal (account_id, tx_id, kind, amount_cents, status, balance_after_cents, created_at)
-    SELECT * FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::text[])
+    INSERT INTO journal (account_id, tx_id, kind, amount_cents, status, balance_after_cents, created_at, node_id)
+    SELECT *, $10::text FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[], $9::text[])
   )
-  INSERT INTO audit_lines (node_id, seq, line) SELECT $10, s, l FROM unnest($11::bigint[], $12::text[]) AS a (s, l)`;
+  INSERT INTO audit_lines (node_id, seq, line) SELECT $10::text, s, l FROM unnest($11::bigint[], $12::text[]) AS a (s, l)`;
+/** This node's audit files' keyed chain head, in the transaction of each group that moves money. */
+const STORE_HEAD = `INSERT INTO audit_heads (node_id, line_number, chain_hash, mac) VALUES ($1, $2, $3, $4)
+  ON CONFLICT (node_id) DO UPDATE SET line_number = excluded.line_number, chain_hash = excluded.chain_hash,
+  mac = excluded.mac`;
 
 function toAccount(row: AccountRow): Account {
   return {
@@ -331,12 +335,23 @@ export class PostgresLedger implements Ledger {
   }
 
   /**
-   * Not kept here yet: each node's whole audit chain is in the database
-   * (audit_lines), verified by `npm run audit -- verify --ledger`, so the
-   * start-up check against the files applies to the SQLite ledger only.
+   * This node's head (one row per node in `audit_heads`) and, only when it
+   * has none, how many journal rows this node wrote: a node that moved money
+   * must have a head. Rows from before migration 003 name no node.
    */
   async auditHead(): Promise<{ head: KeyedAuditHead | null; journalRows: number }> {
-    return { head: null, journalRows: 0 };
+    const found = await this.pool.query<{ line_number: string; chain_hash: Buffer; mac: Buffer }>(
+      'SELECT line_number, chain_hash, mac FROM audit_heads WHERE node_id = $1',
+      [this.options.nodeId],
+    );
+    const row = found.rows[0];
+    if (row) {
+      return { head: { lineNumber: Number(row.line_number), chainHash: row.chain_hash, mac: row.mac }, journalRows: 0 };
+    }
+    const counted = await this.pool.query<{ rows: string }>('SELECT count(*) AS rows FROM journal WHERE node_id = $1', [
+      this.options.nodeId,
+    ]);
+    return { head: null, journalRows: Number(counted.rows[0]?.rows ?? 0) };
   }
 
   async close(): Promise<void> {
@@ -416,7 +431,12 @@ export class PostgresLedger implements Ledger {
       try {
         const decided = await this.decideGroup(client, items, given);
         // The node's files get the lines just before COMMIT: a failed write rolls the group back.
-        this.options.audited.beforeCommit(decided.events);
+        const head = this.options.audited.beforeCommit(decided.events);
+        // A group that moves money also stores where the files now stand, so a node whose
+        // files were later cut behind it refuses to start (audit-continuity.ts).
+        if (head && decided.movedMoney) {
+          await client.query(STORE_HEAD, [this.options.nodeId, head.lineNumber, head.chainHash, head.mac]);
+        }
         await client.query('COMMIT');
         this.chain = decided.chain;
         // COMMIT returned, so the database has it (synchronous_commit); the files still sync.
@@ -446,7 +466,7 @@ export class PostgresLedger implements Ledger {
     client: pg.PoolClient,
     items: Item[],
     given: AuditEvent[],
-  ): Promise<{ events: AuditEvent[]; chain: ChainPosition; answer: () => void }> {
+  ): Promise<{ events: AuditEvent[]; chain: ChainPosition; movedMoney: boolean; answer: () => void }> {
     const accountIds = [
       ...new Set(items.map((item) => (item.type === 'money' ? item.request.accountId : item.accountId))),
     ];
@@ -546,7 +566,12 @@ export class PostgresLedger implements Ledger {
         lines,
       ]);
     }
-    return { events: staged, chain: position, answer: () => answers.forEach((answer) => answer()) };
+    return {
+      events: staged,
+      chain: position,
+      movedMoney: journal.length > 0,
+      answer: () => answers.forEach((answer) => answer()),
+    };
   }
 
   private async readChainHead(client: pg.PoolClient): Promise<ChainPosition> {

@@ -73,6 +73,34 @@ describe.skipIf(SKIP_POSTGRES_REASON)('PostgresLedger', () => {
     }
   });
 
+  it('upgrades a version-2 ledger in place: its old movements name no node, new ones name the node that applied them', async () => {
+    database = await createTestDatabase();
+    const pool = new pg.Pool({ connectionString: database.url });
+    try {
+      await migrate(pool, loadMigrations().slice(0, 2));
+      await pool.query(`INSERT INTO accounts (username, password_hash, created_at) VALUES ('grace', 'hash', $1)`, [at]);
+      await pool.query(
+        `INSERT INTO journal (account_id, tx_id, kind, amount_cents, status, balance_after_cents, created_at)
+         SELECT id, 'old-1', 'deposit', 100, 'applied', 100, $1 FROM accounts`,
+        [at],
+      );
+    } finally {
+      await pool.end();
+    }
+    const ledger = await node('node-a');
+    // No node can vouch for a movement from before the heads existed, so none is refused for it.
+    expect(await ledger.auditHead()).toEqual({ head: null, journalRows: 0 });
+    const accountId = (await ledger.findAccount('grace'))?.id ?? 0;
+    await ledger.applyMoney({ accountId, txId: 'new-1', kind: 'deposit', amountCents: 100, at }, decideMoney, () =>
+      event('new-1'),
+    );
+    expect(await queryRows(database.url, 'SELECT tx_id, node_id FROM journal ORDER BY id')).toEqual([
+      { tx_id: 'old-1', node_id: null },
+      { tx_id: 'new-1', node_id: 'node-a' },
+    ]);
+    expect(await ledger.auditHead()).toEqual({ head: null, journalRows: 1 });
+  });
+
   it('commits each group with its audit lines, chained per node, and neither without the other', async () => {
     const files = new TestAuditLog();
     const ledger = await node('node-a', files);
