@@ -28,6 +28,8 @@ export type FsyncTarget = 'wal' | 'audit';
 export type BankMetricsSources = {
   /** ATMs whose handshake has completed and whose connection is open. */
   connectedAtms: () => number;
+  /** For each connected ATM that watches the audit chain: how many lines its newest checkpoint trails the head. */
+  witnessLagLines?: () => number[];
 };
 
 export class BankMetrics {
@@ -96,6 +98,22 @@ export class BankMetrics {
       labelNames: ['file'],
       buckets: FSYNC_BUCKETS,
       registers,
+    });
+    new Gauge({
+      name: 'bank_audit_witnesses',
+      help: 'Connected ATMs that watch the audit chain (they asked for signed checkpoints and keep the newest).',
+      registers,
+      collect() {
+        this.set(sources.witnessLagLines?.().length ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'bank_audit_witness_lag_lines',
+      help: 'Audit lines by which the newest checkpoint sent to the furthest-behind watching ATM trails the head (0 with none).',
+      registers,
+      collect() {
+        this.set(Math.max(0, ...(sources.witnessLagLines?.() ?? [])));
+      },
     });
     new Gauge({
       name: 'bank_connected_atms',

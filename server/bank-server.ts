@@ -25,7 +25,7 @@ import { BankConnection, type BankEvents, type ConnectionLimits } from './connec
 import { LEDGER_FILE, nodeId, prepareDataDir } from './data-dir.ts';
 import { silentLogger, type Logger } from '../runtime/logger.ts';
 import { listenOn } from '../runtime/listen.ts';
-import type { OperatorStatus } from './operator-page.ts';
+import { witnessLags, type OperatorStatus } from './operator-page.ts';
 import { BankOperations, type AdminOptions, type AdminServer, type BankMeter } from './operations.ts';
 import { inlineHasher, processHasher, type PoolOptions } from './password-hasher.ts';
 import type { Ledger } from './ledger.ts';
@@ -130,7 +130,11 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   const operations = await BankOperations.create(
     registry,
     logger,
-    { connectedAtms: () => connectedAtms().length },
+    {
+      connectedAtms: () => connectedAtms().length,
+      witnessLagLines: () =>
+        witnessLags(connectedWitnesses(), files.head.lineNumber, clock().getTime()).map((lag) => lag.lines),
+    },
     () => clock().getTime(),
   );
   const {
@@ -255,12 +259,13 @@ export async function startBankServer(options: BankServerOptions): Promise<Runni
   bank.record(system, 'bank_start', 'ok', `${options.host}:${address.port}`);
 
   const connectedAtms = () => [...connections].flatMap((connection) => connection.summary() ?? []);
+  const connectedWitnesses = () => [...connections].flatMap((connection) => connection.witness() ?? []);
   const status = (): OperatorStatus => ({
     nowMs: clock().getTime(),
     atms: connectedAtms(),
     activity: operations.activity.snapshot(),
     auditHead: { line: files.head.lineNumber, hash: files.head.chainHash.toString('hex') },
-    witnesses: null,
+    witnesses: witnessLags(connectedWitnesses(), files.head.lineNumber, clock().getTime()),
   });
   // Healthy means a commit gets through now: the audit log takes a line
   // (tried only while it is failing, and recorded when it works again) and
@@ -368,6 +373,7 @@ async function openLedger(
     random,
     audited,
     onIdleError: (error) => logger.warn({ action: 'ledger', outcome: error.message }, 'PostgreSQL connection lost'),
+    committedGroup: (requests) => metrics.commitGroup(requests),
   });
   return { ledger, audit: ledger.audit };
 }

@@ -94,6 +94,9 @@ export type ConnectionDeps = {
 /** An ATM as the operator page lists it. */
 export type ConnectionSummary = { atm: number; peer: string; connectedAtMs: number; requests: number };
 
+/** A witnessing ATM as the operator page sees it: the newest checkpoint line sent to it, and when. */
+export type ConnectionWitness = { atm: number; line: number; sentAtMs: number };
+
 type State = 'handshake' | 'open' | 'closed';
 
 export class BankConnection {
@@ -116,6 +119,8 @@ export class BankConnection {
   private breakReported = false;
   /** The ATM sent `watch_audit`: it keeps a witness, so checkpoints go to it (never unasked). */
   private watchingAudit = false;
+  /** The newest checkpoint sent to that witness, and when (for the operator page's witness lag). */
+  private checkpointSent: { line: number; atMs: number } | null = null;
   /** Logins still being checked, in total and per (normalised) username: they hold a place under the caps. */
   private loginsInFlight = 0;
   private readonly loginsInFlightFor = new Map<string, number>();
@@ -167,6 +172,13 @@ export class BankConnection {
     return { atm, peer: this.peer, connectedAtMs: this.connectedAtMs, requests: this.answeredCount };
   }
 
+  /** A watching ATM's newest checkpoint: the line it was sent and when; null if it does not watch. */
+  witness(): ConnectionWitness | null {
+    const atm = this.channel?.atmId;
+    if (this.state !== 'open' || atm === undefined || !this.watchingAudit) return null;
+    return { atm, line: this.checkpointSent?.line ?? 0, sentAtMs: this.checkpointSent?.atMs ?? this.connectedAtMs };
+  }
+
   /** Stops taking new requests, lets in-flight ones answer, then closes. */
   async drain(): Promise<void> {
     this.draining = true;
@@ -205,6 +217,7 @@ export class BankConnection {
     if (!this.watchingAudit || this.state !== 'open' || !channel || channel.closed) return;
     try {
       channel.sendNotice(encodeMessage(notice));
+      this.checkpointSent = { line: notice.line, atMs: (this.deps.nowMs ?? Date.now)() };
     } catch (error) {
       channel.close(error instanceof ProtocolError ? error : new ProtocolError('ERR_BAD_MESSAGE'));
     }

@@ -11,16 +11,33 @@ export type ConnectedAtm = { atm: number; peer: string; connectedAtMs: number; r
 /** The newest position of the encrypted audit chain: its last line and that line's hash. */
 export type AuditHead = { line: number; hash: string };
 
-/** How far behind the bank's audit head the ATMs' witnessed checkpoints are, when they report it. */
+/**
+ * How far the newest checkpoint sent to a witnessing ATM trails the bank's
+ * audit head: in lines, and in seconds since that checkpoint was sent (0
+ * while it is the head). Lines written since the last signing (at most about
+ * a second) and lines written while no ATM watched show up here.
+ */
 export type WitnessLag = { atm: number; lines: number; seconds: number };
+
+/** The lag of each witness from the newest checkpoint line it was sent and when. */
+export function witnessLags(
+  witnesses: ReadonlyArray<{ atm: number; line: number; sentAtMs: number }>,
+  headLine: number,
+  nowMs: number,
+): WitnessLag[] {
+  return witnesses.map(({ atm, line, sentAtMs }) => {
+    const lines = Math.max(0, headLine - line);
+    return { atm, lines, seconds: lines === 0 ? 0 : Math.max(0, (nowMs - sentAtMs) / 1000) };
+  });
+}
 
 export type OperatorStatus = {
   nowMs: number;
   atms: ConnectedAtm[];
   activity: ActivitySnapshot;
   auditHead: AuditHead;
-  /** Null while the bank does not send signed checkpoints to witnesses. */
-  witnesses: WitnessLag[] | null;
+  /** One per connected ATM that watches the audit chain (sent `watch_audit`). */
+  witnesses: WitnessLag[];
 };
 
 export type OperatorPage = {
@@ -67,11 +84,12 @@ export function operatorPage(status: OperatorStatus): OperatorPage {
   };
 }
 
-function witnessText(witnesses: WitnessLag[] | null): string {
-  if (witnesses === null) return 'not reported: this bank does not send signed checkpoints yet';
-  if (witnesses.length === 0) return 'no witness has reported';
+function witnessText(witnesses: WitnessLag[]): string {
+  if (witnesses.length === 0) return 'no connected ATM is witnessing the audit chain';
   const worst = witnesses.reduce((a, b) => (b.lines > a.lines ? b : a));
-  return `${worst.lines} lines (${worst.seconds.toFixed(0)} s) behind at worst, ATM ${worst.atm}`;
+  const count = witnesses.length === 1 ? '1 witness' : `${witnesses.length} witnesses`;
+  if (worst.lines === 0) return `${count}, all at the head`;
+  return `${count}; ${worst.lines} lines (${worst.seconds.toFixed(0)} s) behind at worst, ATM ${worst.atm}`;
 }
 
 function clockTime(date: Date): string {

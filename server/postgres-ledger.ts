@@ -70,6 +70,8 @@ export type PostgresLedgerOptions = {
   poolSize?: number;
   /** Reports errors of idle connections (PostgreSQL restarting, say); they never crash the node. */
   onIdleError?: (error: Error) => void;
+  /** How many requests a committed group settled (the group-size metric, as for SQLite). */
+  committedGroup?: (requests: number) => void;
 };
 
 type AccountRow = {
@@ -395,6 +397,8 @@ export class PostgresLedger implements Ledger {
     this.groups += 1;
     const group = this.commitWithRetries(items, events.events).then(
       (settle) => {
+        // Groups of audit events alone settle no request: not counted, as SQLite has none.
+        if (items.length > 0) this.options.committedGroup?.(items.length);
         events.settle();
         settle();
       },

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 
 import { createAdminApp, type AdminAppDeps } from '../../server/admin-app.ts';
 import { BankMetrics } from '../../server/bank-metrics.ts';
-import type { OperatorStatus } from '../../server/operator-page.ts';
+import { witnessLags, type OperatorStatus } from '../../server/operator-page.ts';
 import { RecentActivity } from '../../server/recent-activity.ts';
 import { count } from '../metrics-text.ts';
 
@@ -24,7 +24,10 @@ function status(activity = new RecentActivity(() => NOW)): OperatorStatus {
     ],
     activity: activity.snapshot(),
     auditHead: { line: 1234, hash: 'ab'.repeat(32) },
-    witnesses: null,
+    witnesses: [
+      { atm: 1, lines: 0, seconds: 0 },
+      { atm: 2, lines: 37, seconds: 2.4 },
+    ],
   };
 }
 
@@ -75,6 +78,7 @@ describe('the operator interface', () => {
     const rows = [
       ...response.text.matchAll(/<tr><td>(\d+)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td>(\d+)<\/td><\/tr>/g),
     ];
+    expect(response.text).toContain('2 witnesses; 37 lines (2 s) behind at worst, ATM 2');
     expect(rows.map((row) => row.slice(1))).toEqual([
       ['1', '127.0.0.1:40001', '42 s', '12'],
       ['2', '127.0.0.1:40002', '1 h 02 min', '7'],
@@ -124,5 +128,16 @@ describe('the operator interface', () => {
     expect((await request(app()).get('/public/operator.js')).status).toBe(200);
     expect((await request(app()).get('/public/styles.css')).status).toBe(200);
     expect((await request(app()).get('/nothing')).status).toBe(404);
+  });
+
+  it('measures each witness’s lag from the newest checkpoint line it was sent: in lines, and in seconds only while behind', () => {
+    const witnesses = [
+      { atm: 1, line: 120, sentAtMs: NOW - 5_000 },
+      { atm: 2, line: 100, sentAtMs: NOW - 2_500 },
+    ];
+    expect(witnessLags(witnesses, 120, NOW)).toEqual([
+      { atm: 1, lines: 0, seconds: 0 },
+      { atm: 2, lines: 20, seconds: 2.5 },
+    ]);
   });
 });

@@ -10,23 +10,32 @@ import Database from 'better-sqlite3';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 
+import { BankClient } from '../../protocol/client.ts';
 import { BankError } from '../../protocol/errors.ts';
+import type { Notice } from '../../protocol/messages.ts';
 import type { Logger } from '../../runtime/logger.ts';
+import type { BankServerOptions } from '../../server/bank-server.ts';
 import { LEDGER_FILE } from '../../server/data-dir.ts';
 import { auditEvents, startTestBank, uniqueTxId, type TestBank } from '../helpers.ts';
 import { count, sample } from '../metrics-text.ts';
+import { SKIP_POSTGRES_REASON, createTestDatabase, type TestDatabase } from '../postgres.ts';
 
 let running: TestBank | null = null;
+let database: TestDatabase | null = null;
 const realWriteSync = fs.writeSync;
 afterEach(async () => {
   fs.writeSync = realWriteSync;
   await running?.stop();
   running = null;
+  await database?.drop();
+  database = null;
 });
 
 type Line = { level: string; fields: Record<string, unknown>; message: string };
 
-async function bankWithAdmin(): Promise<{ bank: TestBank; url: string; lines: Line[] }> {
+async function bankWithAdmin(
+  options: Partial<BankServerOptions> = {},
+): Promise<{ bank: TestBank; url: string; lines: Line[] }> {
   const lines: Line[] = [];
   const at =
     (level: string) =>
@@ -34,7 +43,12 @@ async function bankWithAdmin(): Promise<{ bank: TestBank; url: string; lines: Li
       lines.push({ level, fields, message });
     };
   const logger: Logger = { info: at('info'), warn: at('warn'), error: at('error') };
-  running = await startTestBank({ admin: { host: '127.0.0.1', port: 0 }, metricsRegistry: new Registry(), logger });
+  running = await startTestBank({
+    admin: { host: '127.0.0.1', port: 0 },
+    metricsRegistry: new Registry(),
+    logger,
+    ...options,
+  });
   const url = running.bank.adminUrl;
   if (!url) throw new Error('no admin server');
   return { bank: running, url, lines };
@@ -178,6 +192,62 @@ describe('the bank’s admin port', () => {
     expect(page.status).toBe(200);
     for (const shown of [page.text, JSON.stringify(status)]) {
       expect(shown).not.toMatch(/9876|98765|987654|9,876/);
+    }
+  });
+
+  it.skipIf(SKIP_POSTGRES_REASON)(
+    'counts a PostgreSQL node’s group commits in the same group-size metric as SQLite’s',
+    { timeout: 30_000 },
+    async () => {
+      database = await createTestDatabase();
+      const { bank, url } = await bankWithAdmin({ ledgerUrl: database.url, nodeId: 'node-1' });
+      const client = await bank.connect();
+      await client.signup('grouped', 'password1');
+      const session = await client.login('grouped', 'password1');
+      const before = await metrics(url);
+      await Promise.all([1, 2, 3].map(() => client.deposit(session, uniqueTxId(), 100)));
+      const after = await metrics(url);
+      const moved = (name: string): number => count(after, name) - count(before, name);
+      // Three deposits settled by one or more groups: every request counted once, in some group.
+      expect(moved('bank_commit_group_size_count')).toBeGreaterThanOrEqual(1);
+      expect(moved('bank_commit_group_size_sum')).toBeGreaterThanOrEqual(3);
+    },
+  );
+
+  it('shows how far each watching ATM’s newest checkpoint trails the audit head, on the page and in /metrics', async () => {
+    // No timed signing during the test: the witness holds what it got when it asked, and falls behind.
+    const { bank, url } = await bankWithAdmin({ checkpointIntervalMs: 3_600_000 });
+    const status = async () =>
+      ((await (await fetch(`${url}/status.json`)).json()) as { figures: Record<string, string> }).figures;
+    const client = await bank.connect(3);
+    await client.signup('watched', 'password1');
+    expect((await status()).witnessLag).toBe('no connected ATM is witnessing the audit chain');
+    expect(sample(await metrics(url), 'bank_audit_witnesses')).toBe(0);
+
+    const notices: Notice[] = [];
+    const witness = await BankClient.connect({
+      host: bank.bank.host,
+      port: bank.bank.port,
+      credential: bank.bank.credentialFor(5),
+      onNotice: (notice) => notices.push(notice),
+    });
+    try {
+      await witness.watchAudit();
+      await expect.poll(() => notices.length, { timeout: 10_000, interval: 10 }).toBeGreaterThan(0);
+      const seen = notices.at(-1)?.line ?? 0;
+      const session = await client.login('watched', 'password1');
+      await client.deposit(session, uniqueTxId(), 100);
+      const figures = await status();
+      const head = Number(/^line (\d+),/.exec(figures.auditHead ?? '')?.[1]);
+      expect(head).toBeGreaterThan(seen);
+      expect(figures.witnessLag).toMatch(
+        new RegExp(`^1 witness; ${head - seen} lines \\(\\d+ s\\) behind at worst, ATM 5$`),
+      );
+      const text = await metrics(url);
+      expect(sample(text, 'bank_audit_witnesses')).toBe(1);
+      expect(sample(text, 'bank_audit_witness_lag_lines')).toBe(head - seen);
+    } finally {
+      witness.close();
     }
   });
 });
