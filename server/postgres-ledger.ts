@@ -339,7 +339,7 @@ export class PostgresLedger implements Ledger {
   /**
    * This node's head (one row per node in `audit_heads`) and, only when it
    * has none, how many journal rows this node wrote: a node that moved money
-   * must have a head. Rows from before migration 004 name no node.
+   * must have a head. Rows from before migration 005 name no node.
    */
   async auditHead(): Promise<{ head: KeyedAuditHead | null; journalRows: number }> {
     const found = await this.pool.query<{ line_number: string; chain_hash: Buffer; mac: Buffer }>(

@@ -73,11 +73,11 @@ describe.skipIf(SKIP_POSTGRES_REASON)('PostgresLedger', () => {
     }
   });
 
-  it('upgrades a version-3 ledger in place: its old movements name no node, new ones name the node that applied them', async () => {
+  it('upgrades a version-4 ledger in place: its old movements name no node, new ones name the node that applied them', async () => {
     database = await createTestDatabase();
     const pool = new pg.Pool({ connectionString: database.url });
     try {
-      await migrate(pool, loadMigrations().slice(0, 3));
+      await migrate(pool, loadMigrations().slice(0, 4));
       await pool.query(`INSERT INTO accounts (username, password_hash, created_at) VALUES ('grace', 'hash', $1)`, [at]);
       await pool.query(
         `INSERT INTO journal (account_id, tx_id, kind, amount_cents, status, balance_after_cents, created_at)
