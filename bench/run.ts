@@ -199,8 +199,10 @@ async function main(): Promise<void> {
   const peak = await closedLoop(sessions, seconds);
   const bankCpu = (cpuSeconds(pid) - cpu0) / seconds;
   const peakLatency = summarize(peak.latencies);
+  // Issue 15's measure: the bank's CPU time per transaction at peak.
+  const bankCpuUsPerTx = (bankCpu * 1e6) / peak.tps;
   log(
-    `peak (closed loop):     ${round(peak.tps, 0)} tps  p50 ${round(peakLatency.p50)} ms  p95 ${round(peakLatency.p95)} ms  p99 ${round(peakLatency.p99)} ms  bank CPU ${round(bankCpu * 100, 0)}%`,
+    `peak (closed loop):     ${round(peak.tps, 0)} tps  p50 ${round(peakLatency.p50)} ms  p95 ${round(peakLatency.p95)} ms  p99 ${round(peakLatency.p99)} ms  bank CPU ${round(bankCpu * 100, 0)}% (${round(bankCpuUsPerTx, 1)} µs per transaction)`,
   );
 
   const halfRate = peak.tps / 2;
@@ -336,6 +338,7 @@ async function main(): Promise<void> {
         half_load_tps: round(half.tps, 1),
         half_load_p99_ms: round(halfLatency.p99, 3),
         half_load_in_bank_p99_ms: round(half.inBank.p99, 3),
+        half_load_gc_pauses: half.inBank.gc.pauses,
         half_load_gc_max_ms: round(half.inBank.gc.maxMs, 3),
         quarter_load_tps: round(quarter.tps, 1),
         quarter_load_p99_ms: round(quarter.latency.p99, 3),
@@ -362,6 +365,7 @@ async function main(): Promise<void> {
         idle_atms_rss_mb: round(idleRss.rss, 1),
         fresh_rss_mb: round(rssBeforeIdle, 1),
         bank_cpu: round(bankCpu, 3),
+        bank_cpu_us_per_tx: round(bankCpuUsPerTx, 1),
         machine_gaps: gaps.gaps,
         machine_gap_max_ms: round(gaps.maxMs, 3),
         atm_g_median_ms: round(cliStart.atmMedianMs, 1),
