@@ -1,11 +1,14 @@
 /**
- * `npx tsx bench/peak.ts [--seconds T] [--profile DIR] [--json]`
+ * `npx tsx bench/peak.ts [--seconds T] [--rate R] [--profile DIR] [--json]`
  *
  * Only the peak phase of `npm run bench`: the same bank (its own process,
  * default durability), the same 4 x 16 sessions and mix in a closed loop.
  * Prints tps, the bank's CPU and its CPU per transaction, the measure issue
  * 15 is about, so a change to the hot path can be tried back to back in
- * seconds. `--profile DIR` runs the bank under `node --cpu-prof` and leaves
+ * seconds. `--rate R` runs the same mix open loop at R requests a second
+ * instead: the bank's CPU per transaction at a fixed rate does not move with
+ * the group sizes a busy machine's peak happens to reach, so it is the
+ * steadier measure for an A/B comparison. `--profile DIR` runs the bank under `node --cpu-prof` and leaves
  * the .cpuprofile in DIR (`bench/profile-summary.ts` reads it).
  */
 import { spawn } from 'node:child_process';
@@ -16,13 +19,14 @@ import { parseArgs } from 'node:util';
 
 import { Terminals } from '../server/terminals.ts';
 import { waitForOutput, type Spawned } from '../test/process.ts';
-import { closedLoop, openSessions } from './load.ts';
+import { closedLoop, openLoop, openSessions } from './load.ts';
 import { cpuSeconds } from './proc.ts';
 import { round, summarize } from './stats.ts';
 
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '10' },
+    rate: { type: 'string' },
     profile: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
@@ -70,7 +74,9 @@ async function main(): Promise<void> {
     );
     await closedLoop(sessions, 1); // warm up
     const cpu0 = cpuSeconds(pid);
-    const peak = await closedLoop(sessions, seconds);
+    const peak = values.rate
+      ? await openLoop(sessions, Number(values.rate), seconds)
+      : await closedLoop(sessions, seconds);
     const bankCpu = (cpuSeconds(pid) - cpu0) / seconds;
     const latency = summarize(peak.latencies);
     for (const client of new Set(sessions.map((s) => s.client))) client.close();
@@ -83,7 +89,7 @@ async function main(): Promise<void> {
     if (values.json) console.log(JSON.stringify(summary));
     else {
       console.log(
-        `peak: ${summary.tps} tps  p99 ${summary.p99_ms} ms  bank CPU ${round(bankCpu * 100, 0)}%  ` +
+        `${values.rate ? 'open loop' : 'peak'}: ${summary.tps} tps  p99 ${summary.p99_ms} ms  bank CPU ${round(bankCpu * 100, 0)}%  ` +
           `${summary.bank_cpu_us_per_tx} µs of bank CPU per transaction`,
       );
     }

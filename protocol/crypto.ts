@@ -1,6 +1,6 @@
 /**
  * The only module that imports `node:crypto`. Everything here composes
- * standard primitives (X25519, Ed25519, HKDF-SHA256, AES-256, HMAC-SHA256, SHA-256);
+ * standard primitives (X25519, Ed25519, HKDF-SHA256 and -SHA512, AES-256, HMAC-SHA256, SHA-256);
  * nothing is hand-rolled. Callers get plain functions over Buffers.
  */
 import {
@@ -68,21 +68,43 @@ export function hkdfSha256(ikm: Buffer, salt: Buffer, info: Buffer, length: numb
 
 /**
  * HKDF-Expand alone (RFC 5869 §2.3), for a key that is already uniformly
- * random (§3.3 allows skipping Extract then). Used for the per-message
- * ratchet, where it costs two HMACs instead of three and no key import.
+ * random (§3.3 allows skipping Extract then).
  */
 export function hkdfExpandSha256(prk: Buffer, info: Buffer, length: number): Buffer {
-  if (length > 255 * MAC_BYTES) throw new RangeError('HKDF-Expand output too long');
+  return hkdfExpand('sha256', MAC_BYTES, prk, info, length);
+}
+
+/** The SHA-512 output size, and so the most one HKDF-Expand-SHA512 block gives. */
+export const SHA512_BYTES = 64;
+
+/**
+ * HKDF-Expand with SHA-512 (RFC 5869 §2.3). Used for the per-message
+ * ratchet: its 64 bytes of new keys are one block, T(1) = HMAC-SHA512(PRK,
+ * info | 0x01), so one HMAC per message where HKDF-Expand-SHA256 took two.
+ */
+export function hkdfExpandSha512(prk: Buffer, info: Buffer, length: number): Buffer {
+  return hkdfExpand('sha512', SHA512_BYTES, prk, info, length);
+}
+
+const HKDF_FIRST_COUNTER = Buffer.of(1);
+
+function hkdfExpand(hash: 'sha256' | 'sha512', hashBytes: number, prk: Buffer, info: Buffer, length: number): Buffer {
+  if (length > 255 * hashBytes) throw new RangeError('HKDF-Expand output too long');
+  if (length === hashBytes) {
+    // The ratchet's case: T(1) is the whole output, a fresh buffer of its own
+    // (outside Buffer's shared pool), so nothing else needs wiping.
+    return createHmac(hash, prk).update(info).update(HKDF_FIRST_COUNTER).digest();
+  }
   const blocks: Buffer[] = [];
   let previous: Buffer = Buffer.alloc(0);
-  for (let counter = 1; blocks.length * MAC_BYTES < length; counter += 1) {
-    previous = hmacSha256(prk, previous, info, Buffer.of(counter));
+  for (let counter = 1; blocks.length * hashBytes < length; counter += 1) {
+    previous = createHmac(hash, prk).update(previous).update(info).update(Buffer.of(counter)).digest();
     blocks.push(previous);
   }
   const joined = Buffer.concat(blocks);
   const result = Buffer.from(joined.subarray(0, length));
-  // The joined blocks hold the output (the next record keys, in the ratchet):
-  // left in Buffer's shared pool they would outlive the keys they copy.
+  // The joined blocks hold the output: left in Buffer's shared pool they
+  // would outlive the keys they copy.
   wipe(joined, ...blocks);
   return result;
 }

@@ -19,7 +19,7 @@ import {
   aes256CbcDecrypt,
   aes256CbcEncrypt,
   constantTimeEqual,
-  hkdfExpandSha256,
+  hkdfExpandSha512,
   hkdfSha256,
   hmacSha256,
   wipe,
@@ -27,7 +27,8 @@ import {
 } from './crypto.ts';
 import { ProtocolError } from './errors.ts';
 
-export const RECORD_VERSION = 1;
+/** 2: the ratchet is one HKDF-Expand-SHA512 step (1 took two HKDF-Expand-SHA256 blocks). */
+export const RECORD_VERSION = 2;
 export const SESSION_ID_BYTES = 8;
 export const RECORD_HEADER_BYTES = 1 + 1 + SESSION_ID_BYTES + 1 + 8;
 export const RECORD_MIN_BYTES = RECORD_HEADER_BYTES + AES_BLOCK_BYTES + AES_BLOCK_BYTES + MAC_BYTES;
@@ -50,7 +51,7 @@ export type SessionKeys = { encKey: Buffer; macKey: Buffer };
 export type DirectionalKeys = { atmToBank: SessionKeys; bankToAtm: SessionKeys };
 
 const SESSION_KEYS_LABEL = Buffer.from('atm-bank/v2 session keys');
-const RATCHET_LABEL = Buffer.from('atm-bank/v1 ratchet');
+const RATCHET_LABEL = Buffer.from('atm-bank/v2 ratchet');
 
 /**
  * Splits 128 bytes of key material into the two directions' keys, in the
@@ -86,7 +87,34 @@ export function peekSessionId(record: Buffer): Buffer | null {
   return record.subarray(2, 2 + SESSION_ID_BYTES);
 }
 
-type DirectionState = { direction: Direction; keys: SessionKeys; nextSeq: bigint };
+/**
+ * One direction of a session. `keyBlock` is encKey | macKey (the ratchet's
+ * PRK, so no copy is made per message); `keys` are views of it.
+ * `ratchetInfo` is the ratchet's info for this direction with the sequence
+ * number rewritten in place before each step.
+ */
+type DirectionState = {
+  direction: Direction;
+  keyBlock: Buffer;
+  keys: SessionKeys;
+  ratchetInfo: Buffer;
+  nextSeq: bigint;
+};
+
+function directionState(sessionId: Buffer, direction: Direction, keys: SessionKeys): DirectionState {
+  const keyBlock = Buffer.concat([keys.encKey, keys.macKey]);
+  return {
+    direction,
+    keyBlock,
+    keys: keysOf(keyBlock),
+    ratchetInfo: ratchetInfo(sessionId, direction, 0n),
+    nextSeq: 0n,
+  };
+}
+
+function keysOf(keyBlock: Buffer): SessionKeys {
+  return { encKey: keyBlock.subarray(0, KEY_BYTES), macKey: keyBlock.subarray(KEY_BYTES, 2 * KEY_BYTES) };
+}
 
 function otherDirection(direction: Direction): Direction {
   return direction === Direction.AtmToBank ? Direction.BankToAtm : Direction.AtmToBank;
@@ -113,13 +141,10 @@ export class RecordSession {
   ) {
     if (sessionId.length !== SESSION_ID_BYTES) throw new ProtocolError('ERR_UNKNOWN_SESSION', 'bad session id length');
     this.sessionId = Buffer.from(sessionId);
-    const copy = (direction: Direction): SessionKeys => {
-      const own = direction === Direction.AtmToBank ? keys.atmToBank : keys.bankToAtm;
-      return { encKey: Buffer.from(own.encKey), macKey: Buffer.from(own.macKey) };
-    };
-    const remoteDirection = otherDirection(localDirection);
-    this.sending = { direction: localDirection, keys: copy(localDirection), nextSeq: 0n };
-    this.receiving = { direction: remoteDirection, keys: copy(remoteDirection), nextSeq: 0n };
+    const state = (direction: Direction): DirectionState =>
+      directionState(this.sessionId, direction, direction === Direction.AtmToBank ? keys.atmToBank : keys.bankToAtm);
+    this.sending = state(localDirection);
+    this.receiving = state(otherDirection(localDirection));
   }
 
   seal(contentType: ContentType, plaintext: Buffer): Buffer {
@@ -132,7 +157,7 @@ export class RecordSession {
     const iv = this.ivRandom(AES_BLOCK_BYTES);
     const ciphertext = aes256CbcEncrypt(state.keys.encKey, iv, plaintext);
     const mac = hmacSha256(state.keys.macKey, header, iv, ciphertext);
-    advance(state, this.sessionId);
+    advance(state);
     return Buffer.concat([header, iv, ciphertext, mac]);
   }
 
@@ -151,7 +176,7 @@ export class RecordSession {
   destroy(): void {
     if (this.closed) return;
     this.closed = true;
-    wipe(this.sending.keys.encKey, this.sending.keys.macKey, this.receiving.keys.encKey, this.receiving.keys.macKey);
+    wipe(this.sending.keyBlock, this.receiving.keyBlock);
   }
 
   private openUnchecked(record: Buffer): OpenedRecord {
@@ -191,7 +216,7 @@ export class RecordSession {
       record.subarray(RECORD_HEADER_BYTES + AES_BLOCK_BYTES, macStart),
     );
     if (!plaintext) throw new ProtocolError('ERR_BAD_PADDING', 'record padding is invalid');
-    advance(state, this.sessionId);
+    advance(state);
     return { contentType, seq, plaintext };
   }
 
@@ -214,23 +239,37 @@ function encodeHeader(contentType: ContentType, sessionId: Buffer, direction: Di
  * Forward secrecy inside a session: after each message the direction's keys
  * are replaced by a one-way HKDF step over them and the old ones are erased,
  * so keys captured at message n cannot open messages before n.
+ *
+ *   next encKey | next macKey = HKDF-Expand-SHA512(PRK = encKey | macKey,
+ *     info = "atm-bank/v2 ratchet" | sessionId(8) | direction(1) | seq(8, big-endian), 64)
+ *
+ * The current keys are uniformly random, so they serve directly as the HKDF
+ * pseudorandom key (RFC 5869 §3.3); 64 bytes are one SHA-512 block, so a
+ * step is one HMAC-SHA512.
  */
 export function nextKeys(keys: SessionKeys, sessionId: Buffer, direction: Direction, seq: bigint): SessionKeys {
-  const seqBytes = Buffer.alloc(8);
-  seqBytes.writeBigUInt64BE(seq);
-  // The current keys are uniformly random, so they serve directly as the
-  // HKDF pseudorandom key (RFC 5869 §3.3); info binds session, direction, seq.
   const prk = Buffer.concat([keys.encKey, keys.macKey]);
-  const info = Buffer.concat([RATCHET_LABEL, sessionId, Buffer.of(direction), seqBytes]);
-  const next = hkdfExpandSha256(prk, info, 2 * KEY_BYTES);
-  const result = { encKey: Buffer.from(next.subarray(0, KEY_BYTES)), macKey: Buffer.from(next.subarray(KEY_BYTES)) };
-  wipe(prk, next);
-  return result;
+  const next = hkdfExpandSha512(prk, ratchetInfo(sessionId, direction, seq), 2 * KEY_BYTES);
+  wipe(prk);
+  return keysOf(next);
 }
 
-function advance(state: DirectionState, sessionId: Buffer): void {
-  const next = nextKeys(state.keys, sessionId, state.direction, state.nextSeq);
-  wipe(state.keys.encKey, state.keys.macKey);
-  state.keys = next;
+const RATCHET_SEQ_OFFSET = RATCHET_LABEL.length + SESSION_ID_BYTES + 1;
+
+function ratchetInfo(sessionId: Buffer, direction: Direction, seq: bigint): Buffer {
+  const info = Buffer.alloc(RATCHET_SEQ_OFFSET + 8);
+  RATCHET_LABEL.copy(info);
+  sessionId.copy(info, RATCHET_LABEL.length);
+  info.writeUInt8(direction, RATCHET_LABEL.length + SESSION_ID_BYTES);
+  info.writeBigUInt64BE(seq, RATCHET_SEQ_OFFSET);
+  return info;
+}
+
+function advance(state: DirectionState): void {
+  state.ratchetInfo.writeBigUInt64BE(state.nextSeq, RATCHET_SEQ_OFFSET);
+  const next = hkdfExpandSha512(state.keyBlock, state.ratchetInfo, 2 * KEY_BYTES);
+  wipe(state.keyBlock);
+  state.keyBlock = next;
+  state.keys = keysOf(next);
   state.nextSeq += 1n;
 }

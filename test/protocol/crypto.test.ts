@@ -1,3 +1,5 @@
+import { expand as nobleHkdfExpand } from '@noble/hashes/hkdf.js';
+import { sha256 as nobleSha256, sha512 as nobleSha512 } from '@noble/hashes/sha2.js';
 import { describe, expect, it } from 'vitest';
 
 import {
@@ -7,6 +9,7 @@ import {
   ed25519Signer,
   ed25519Verify,
   hkdfExpandSha256,
+  hkdfExpandSha512,
   hkdfSha256,
   x25519KeyPair,
   x25519SharedSecret,
@@ -56,6 +59,31 @@ describe('HKDF-SHA256', () => {
       expect(okm.toString('hex')).toBe(hex(vector.okm).toString('hex'));
     });
   }
+});
+
+describe('HKDF-Expand', () => {
+  // RFC 5869 has no SHA-512 vectors: checked against @noble/hashes, an HKDF
+  // written apart from OpenSSL's, at lengths below, at and past one block.
+  const random = fixedRandom(5869);
+  for (const length of [1, 32, 63, 64, 65, 128, 200]) {
+    it(`with SHA-512 gives what an independent implementation gives, ${length} bytes`, () => {
+      const prk = random(64);
+      const info = random(length % 40);
+      const ours = hkdfExpandSha512(prk, info, length);
+      expect(ours.toString('hex')).toBe(Buffer.from(nobleHkdfExpand(nobleSha512, prk, info, length)).toString('hex'));
+    });
+    it(`with SHA-256 gives what an independent implementation gives, ${length} bytes`, () => {
+      const prk = random(32);
+      const info = random(length % 40);
+      const ours = hkdfExpandSha256(prk, info, length);
+      expect(ours.toString('hex')).toBe(Buffer.from(nobleHkdfExpand(nobleSha256, prk, info, length)).toString('hex'));
+    });
+  }
+
+  it('refuses more than 255 blocks (RFC 5869 §2.3)', () => {
+    expect(() => hkdfExpandSha512(Buffer.alloc(64), Buffer.alloc(0), 255 * 64 + 1)).toThrow(RangeError);
+    expect(hkdfExpandSha512(Buffer.alloc(64), Buffer.alloc(0), 255 * 64)).toHaveLength(255 * 64);
+  });
 });
 
 describe('X25519', () => {

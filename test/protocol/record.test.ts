@@ -1,3 +1,5 @@
+import { expand as nobleHkdfExpand } from '@noble/hashes/hkdf.js';
+import { sha512 as nobleSha512 } from '@noble/hashes/sha2.js';
 import { describe, expect, it } from 'vitest';
 
 import { ProtocolError } from '../../protocol/errors.ts';
@@ -12,7 +14,7 @@ import {
   type SessionKeys,
 } from '../../protocol/record.ts';
 import { aes256CbcDecrypt, hkdfSha256, hmacSha256, wipe } from '../../protocol/crypto.ts';
-import { expectCode, fixedRandom } from './fixtures.ts';
+import { expectCode, fixedRandom, hex } from './fixtures.ts';
 
 const SESSION_ID = Buffer.from('0102030405060708', 'hex');
 const MASTER = Buffer.alloc(32, 9);
@@ -48,6 +50,73 @@ describe('session keys', () => {
   });
 });
 
+// Our own vectors for the ratchet (record version 2): encKey 0x11 x 32,
+// macKey 0x22 x 32, session 0102030405060708. The expected bytes were made
+// with @noble/hashes (an HKDF written apart from OpenSSL's), which each test
+// also recomputes.
+const RATCHET_VECTORS = [
+  {
+    direction: Direction.AtmToBank,
+    seq: 0n,
+    next: `a79d3bb0bbc2df5f4d1be033232f3091b246d252dde34c2d8d03c7f82e3de91c
+           c272df1277c1461ba01b610daa5ddf61ccb7d571eadcc6fe91794a86f9009f77`,
+  },
+  {
+    direction: Direction.BankToAtm,
+    seq: 0n,
+    next: `a5b243e54b28bb515f35ae7a6770971d815071becd9deed259f5d71b3476d423
+           bbe91380788fdfac72c5e3cca437fac7785602b2747192d863b80dd4471345ef`,
+  },
+  {
+    direction: Direction.AtmToBank,
+    seq: 1n,
+    next: `b9a25ee8cbed9780a6f8ad3b5c32f333f262f59d3d9b90db5c73ecf1bd0b8ac1
+           8ce154b0f4fe99067e1b4f8a63df6cd4662d4407d44dcd454ef2410011076deb`,
+  },
+  {
+    direction: Direction.AtmToBank,
+    seq: 0xffff_ffff_ffff_fffen,
+    next: `e9009ec2d9a02cb52079a9c7b2028af394acd7d892d9065eb28855b9cbfcdcb5
+           9816aaecb79cd73cf5ea5b550ea5eb56f9df462f6a2a75d2f3a3107c271daf2b`,
+  },
+];
+
+describe('the key ratchet', () => {
+  const keys: SessionKeys = { encKey: Buffer.alloc(32, 0x11), macKey: Buffer.alloc(32, 0x22) };
+  for (const vector of RATCHET_VECTORS) {
+    it(`is HKDF-Expand-SHA512 over encKey | macKey, info naming session, direction ${vector.direction} and seq ${vector.seq}`, () => {
+      const next = nextKeys(keys, SESSION_ID, vector.direction, vector.seq);
+      expect(Buffer.concat([next.encKey, next.macKey]).toString('hex')).toBe(hex(vector.next).toString('hex'));
+      const seq = Buffer.alloc(8);
+      seq.writeBigUInt64BE(vector.seq);
+      const info = Buffer.concat([Buffer.from('atm-bank/v2 ratchet'), SESSION_ID, Buffer.of(vector.direction), seq]);
+      const independent = nobleHkdfExpand(nobleSha512, Buffer.concat([keys.encKey, keys.macKey]), info, 64);
+      expect(Buffer.from(independent).toString('hex')).toBe(hex(vector.next).toString('hex'));
+    });
+  }
+
+  it('is the step a live session takes: its keys after two records are the vectors chained', () => {
+    const start: SessionKeys = { encKey: Buffer.alloc(32, 0x11), macKey: Buffer.alloc(32, 0x22) };
+    const atm = new RecordSession(
+      SESSION_ID,
+      { atmToBank: start, bankToAtm: { encKey: Buffer.alloc(32, 0x33), macKey: Buffer.alloc(32, 0x44) } },
+      Direction.AtmToBank,
+      fixedRandom(1),
+    );
+    atm.seal(ContentType.Request, request('one'));
+    const afterOne = atm['sending'].keys;
+    expect(Buffer.concat([afterOne.encKey, afterOne.macKey]).toString('hex')).toBe(
+      hex(RATCHET_VECTORS[0]?.next ?? '').toString('hex'),
+    );
+    // Computed before the second record, which wipes the keys it replaces.
+    const expected = nextKeys(afterOne, SESSION_ID, Direction.AtmToBank, 1n);
+    atm.seal(ContentType.Request, request('two'));
+    expect(afterOne.encKey.equals(Buffer.alloc(32)) && afterOne.macKey.equals(Buffer.alloc(32))).toBe(true);
+    const afterTwo = atm['sending'].keys;
+    expect(afterTwo.encKey.equals(expected.encKey) && afterTwo.macKey.equals(expected.macKey)).toBe(true);
+  });
+});
+
 describe('RecordSession', () => {
   it('opens what the other side sealed, in both directions, many times', () => {
     const { atm, bank } = pair();
@@ -64,7 +133,7 @@ describe('RecordSession', () => {
     atm.seal(ContentType.Request, request('first'));
     const record = atm.seal(ContentType.Request, request('second'));
     expect(record.subarray(0, RECORD_HEADER_BYTES).toString('hex')).toBe(
-      '0101' + '0102030405060708' + '01' + '0000000000000001',
+      '0201' + '0102030405060708' + '01' + '0000000000000001',
     );
   });
 
