@@ -28,7 +28,10 @@ import {
   hkdfSha256,
   hmacSha256,
   constantTimeEqual,
-  sha256,
+  secretKey,
+  sha256Text,
+  wipe,
+  type SecretKey,
 } from '../protocol/crypto.ts';
 import { AUDIT_ACTIONS, type AuditEvent } from './event.ts';
 import { CHANNELS } from '../protocol/messages.ts';
@@ -66,7 +69,7 @@ function aad(logId: Buffer, lineNumber: number, previousHash: Buffer): Buffer {
 }
 
 export function hashLine(line: string): Buffer {
-  return sha256(Buffer.from(line, 'utf8'));
+  return sha256Text(line);
 }
 
 /** Decodes base64url only when it is the one canonical encoding of its bytes (no padding, no stray bits). */
@@ -78,7 +81,9 @@ export function canonicalBase64url(text: string): Buffer | null {
 
 /** Subkeys per log id, derived once: every line of a key period uses the same one. */
 export class AuditKeys {
-  private readonly subkeys = new Map<string, Buffer>();
+  private readonly subkeys = new Map<string, SecretKey>();
+  /** The writer's current key period, looked up once per line: no hex key for the map each time. */
+  private last: { logId: Buffer; subkey: SecretKey } | null = null;
   private readonly headKey: Buffer;
 
   constructor(private readonly key: Buffer) {
@@ -86,11 +91,14 @@ export class AuditKeys {
     this.headKey = hkdfSha256(key, Buffer.alloc(0), HEAD_KEY_INFO, KEY_BYTES);
   }
 
-  subkey(logId: Buffer): Buffer {
+  subkey(logId: Buffer): SecretKey {
+    if (this.last?.logId.equals(logId)) return this.last.subkey;
     const id = logId.toString('hex');
     let subkey = this.subkeys.get(id);
     if (!subkey) {
-      subkey = hkdfSha256(this.key, logId, SUBKEY_INFO, KEY_BYTES);
+      const bytes = hkdfSha256(this.key, logId, SUBKEY_INFO, KEY_BYTES);
+      subkey = secretKey(bytes);
+      wipe(bytes);
       // Bounded: a writer that keeps failing takes a new log id each time.
       if (this.subkeys.size >= MAX_CACHED_SUBKEYS) {
         const oldest = this.subkeys.keys().next().value;
@@ -98,6 +106,7 @@ export class AuditKeys {
       }
       this.subkeys.set(id, subkey);
     }
+    this.last = { logId: Buffer.from(logId), subkey };
     return subkey;
   }
 

@@ -3,6 +3,7 @@
  * standard primitives (X25519, Ed25519, HKDF-SHA256 and -SHA512, AES-256, HMAC-SHA256, SHA-256);
  * nothing is hand-rolled. Callers get plain functions over Buffers.
  */
+import * as nodeCrypto from 'node:crypto';
 import {
   createCipheriv,
   createDecipheriv,
@@ -10,6 +11,7 @@ import {
   createHmac,
   createPrivateKey,
   createPublicKey,
+  createSecretKey,
   diffieHellman,
   hkdfSync,
   randomBytes as nodeRandomBytes,
@@ -115,6 +117,16 @@ export function hmacSha256(key: Buffer, ...parts: Buffer[]): Buffer {
   return mac.digest();
 }
 
+// One-shot hashing (Node 20.12+; the engines field allows 20.11): no Hash
+// object per call for the young-generation GC to finalize.
+const oneShotHash = typeof nodeCrypto.hash === 'function' ? nodeCrypto.hash : null;
+
+/** SHA-256 of a string's UTF-8 bytes (an audit line's hash). */
+export function sha256Text(text: string): Buffer {
+  if (oneShotHash) return oneShotHash('sha256', text, 'buffer');
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
 export function sha256(...parts: Buffer[]): Buffer {
   const hash = createHash('sha256');
   for (const part of parts) hash.update(part);
@@ -154,8 +166,20 @@ export function aes256CbcDecrypt(key: Buffer, iv: Buffer, ciphertext: Buffer): B
 
 export type GcmSealed = { iv: Buffer; ciphertext: Buffer; tag: Buffer };
 
+/**
+ * A symmetric key held by OpenSSL, for a key used many times (an audit log
+ * subkey seals every line of its key period): the cipher takes it without
+ * importing raw bytes again each time.
+ */
+export type SecretKey = KeyObject;
+
+export function secretKey(bytes: Buffer): SecretKey {
+  if (bytes.length !== KEY_BYTES) throw new RangeError('a secret key is 32 bytes');
+  return createSecretKey(bytes);
+}
+
 /** AES-256-GCM authenticated encryption, used for the audit log. */
-export function aes256GcmSeal(key: Buffer, iv: Buffer, plaintext: Buffer, aad: Buffer): GcmSealed {
+export function aes256GcmSeal(key: Buffer | SecretKey, iv: Buffer, plaintext: Buffer, aad: Buffer): GcmSealed {
   const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: GCM_TAG_BYTES });
   cipher.setAAD(aad);
   const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
@@ -163,7 +187,7 @@ export function aes256GcmSeal(key: Buffer, iv: Buffer, plaintext: Buffer, aad: B
 }
 
 /** Returns null when the tag does not verify; never returns unauthenticated plaintext. */
-export function aes256GcmOpen(key: Buffer, sealed: GcmSealed, aad: Buffer): Buffer | null {
+export function aes256GcmOpen(key: Buffer | SecretKey, sealed: GcmSealed, aad: Buffer): Buffer | null {
   if (sealed.iv.length !== GCM_IV_BYTES || sealed.tag.length !== GCM_TAG_BYTES) return null;
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, sealed.iv, { authTagLength: GCM_TAG_BYTES });

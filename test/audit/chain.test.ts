@@ -50,6 +50,22 @@ describe('audit line keys and nonces', () => {
     }
   });
 
+  it("gives each log id its own subkey, also when a key period's lines alternate with another's", () => {
+    const key = Buffer.alloc(32, 7);
+    const keys = new AuditKeys(key);
+    const ids = [
+      Buffer.alloc(16, 1),
+      Buffer.alloc(16, 2),
+      Buffer.alloc(16, 1),
+      Buffer.alloc(16, 3),
+      Buffer.alloc(16, 2),
+    ];
+    for (const logId of ids) {
+      const expected = hkdfSha256(key, logId, Buffer.from('atm-bank/v2 audit log subkey'), 32);
+      expect(keys.subkey(logId).export().toString('hex')).toBe(expected.toString('hex'));
+    }
+  });
+
   it('takes a fresh log id at every open, and verify reads across log ids', async () => {
     const { dataDir, key, file } = await writeLog(2);
     const { writer } = AuditWriter.open(dataDir, key, fixedRandom(9));

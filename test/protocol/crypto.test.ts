@@ -1,5 +1,7 @@
 import { expand as nobleHkdfExpand } from '@noble/hashes/hkdf.js';
 import { sha256 as nobleSha256, sha512 as nobleSha512 } from '@noble/hashes/sha2.js';
+import { createHash } from 'node:crypto';
+
 import { describe, expect, it } from 'vitest';
 
 import {
@@ -11,6 +13,7 @@ import {
   hkdfExpandSha256,
   hkdfExpandSha512,
   hkdfSha256,
+  sha256Text,
   x25519KeyPair,
   x25519SharedSecret,
 } from '../../protocol/crypto.ts';
@@ -83,6 +86,14 @@ describe('HKDF-Expand', () => {
   it('refuses more than 255 blocks (RFC 5869 §2.3)', () => {
     expect(() => hkdfExpandSha512(Buffer.alloc(64), Buffer.alloc(0), 255 * 64 + 1)).toThrow(RangeError);
     expect(hkdfExpandSha512(Buffer.alloc(64), Buffer.alloc(0), 255 * 64)).toHaveLength(255 * 64);
+  });
+});
+
+describe('SHA-256 of text', () => {
+  it('matches FIPS 180-4 "abc" and hashes the UTF-8 bytes of any text', () => {
+    expect(sha256Text('abc').toString('hex')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    const text = 'line 1 · user=zoë amount=5.00 €';
+    expect(sha256Text(text).equals(createHash('sha256').update(Buffer.from(text, 'utf8')).digest())).toBe(true);
   });
 });
 
