@@ -298,7 +298,8 @@ export class BankConnection {
     if ('client' in request && request.client !== undefined) actor.client = request.client;
     try {
       const result = await this.perform(session, actor, request);
-      this.deps.logger.info(
+      // Debug: one line per transaction costs more than the rest of its console (runtime/logger.ts).
+      this.deps.logger.debug?.(
         { peer: this.peer, atm: actor.atmId, user: actor.username ?? undefined, action: request.op, outcome: 'ok' },
         describeResult(result),
       );

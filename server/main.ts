@@ -1,6 +1,6 @@
 /**
  * `npm run bank -- [--host 127.0.0.1] [--port 65432] [--data-dir ./data] [--bcrypt-cost 12]`
- *   [--ledger postgres://USER@HOST:PORT/DB] [--node-id NAME]
+ *   [--ledger postgres://USER@HOST:PORT/DB] [--node-id NAME] [--log-level info]
  *   plus the denial-of-service limits (defaults in DEFAULT_LIMITS, documented in SECURITY.md):
  *   [--max-frame-bytes 4096] [--handshake-timeout-ms 5000] [--idle-timeout-ms 600000]
  *   [--max-connections 1024] [--max-handshaking 128] [--max-sessions-per-connection 1000] [--max-sessions-per-customer 4]
@@ -13,14 +13,14 @@ import { parseArgs } from 'node:util';
 
 import { FRAME_BODY_LIMIT } from '../protocol/frame.ts';
 import { DEFAULT_BCRYPT_COST, DEFAULT_LIMITS, startBankServer, type BankLimits } from './bank-server.ts';
-import { createLogger } from '../runtime/logger.ts';
+import { LOG_LEVELS, createLogger, isLogLevel } from '../runtime/logger.ts';
 import { DEFAULT_POOL_OPTIONS, type PoolOptions } from './password-hasher.ts';
 import { formatServiceReport } from './service-report.ts';
 import { isTerminalCommand, runTerminalCommand } from './terminal-commands.ts';
 
 const USAGE =
   'usage: npm run bank -- [--host 127.0.0.1] [--port 65432] [--data-dir ./data] [--bcrypt-cost 12] ' +
-  '[--ledger postgres://USER@HOST:PORT/DB] [--node-id NAME] ' +
+  '[--ledger postgres://USER@HOST:PORT/DB] [--node-id NAME] [--log-level debug|info|warn|error] ' +
   '[--max-frame-bytes N] [--handshake-timeout-ms N] [--idle-timeout-ms N] [--max-connections N] ' +
   '[--max-handshaking N] [--max-sessions-per-connection N] [--max-sessions-per-customer N] [--admin-port P] [--admin-host 127.0.0.1] ' +
   '[--password-workers N] [--password-queue N] [--password-queue-per-source N] [--password-wait-ms N]';
@@ -67,6 +67,7 @@ async function main(): Promise<void> {
       'bcrypt-cost': { type: 'string', default: String(DEFAULT_BCRYPT_COST) },
       ledger: { type: 'string' },
       'node-id': { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
       'admin-port': { type: 'string' },
       'admin-host': { type: 'string', default: '127.0.0.1' },
       ...Object.fromEntries(
@@ -88,7 +89,9 @@ async function main(): Promise<void> {
   // Every file the bank creates (ledger, WAL, logs, keys) is private to its user.
   process.umask(0o077);
   const adminPort = values['admin-port'] === undefined ? null : whole('admin-port', values['admin-port'], 0, 65535);
-  const logger = createLogger('bank');
+  const level = text('log-level');
+  if (!isLogLevel(level)) throw new Error(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const logger = createLogger('bank', level);
   const bank = await startBankServer({
     host: text('host'),
     port: whole('port', text('port'), 0, 65535),

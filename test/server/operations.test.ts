@@ -42,7 +42,7 @@ async function bankWithAdmin(
     (fields: Record<string, unknown>, message: string): void => {
       lines.push({ level, fields, message });
     };
-  const logger: Logger = { info: at('info'), warn: at('warn'), error: at('error') };
+  const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
   running = await startTestBank({
     admin: { host: '127.0.0.1', port: 0 },
     metricsRegistry: new Registry(),
@@ -135,6 +135,30 @@ describe('the bank’s admin port', () => {
     expect(moved('bank_fsync_duration_seconds_count', { file: 'wal' })).toBeGreaterThanOrEqual(1);
     expect(moved('bank_fsync_duration_seconds_count', { file: 'audit' })).toBeGreaterThanOrEqual(1);
     expect(sample(after, 'bank_connected_atms')).toBe(1);
+  });
+
+  it('logs each answered transaction at debug (off by default: a line per transaction is costly) and a refusal at info', async () => {
+    const { bank, lines } = await bankWithAdmin();
+    const client = await bank.connect();
+    await client.signup('logged', 'password1');
+    const session = await client.login('logged', 'password1');
+    await client.deposit(session, uniqueTxId(), 2_500);
+    expect(await refused(client.withdraw(session, uniqueTxId(), 9_999_999))).toBe('ERR_INSUFFICIENT_FUNDS');
+    const about = (action: string): Line[] => lines.filter((line) => line.fields['action'] === action);
+    expect(about('deposit')).toEqual([
+      {
+        level: 'debug',
+        fields: expect.objectContaining({ user: 'logged', outcome: 'ok' }),
+        message: 'deposit of 2500 cents applied',
+      },
+    ]);
+    expect(about('withdraw')).toEqual([
+      {
+        level: 'info',
+        fields: expect.objectContaining({ user: 'logged', outcome: 'ERR_INSUFFICIENT_FUNDS' }),
+        message: 'refused',
+      },
+    ]);
   });
 
   it('counts failed logins and a lockout, and logs both naming the account, but never an unknown name', async () => {
