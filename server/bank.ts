@@ -452,8 +452,13 @@ function unrecordable(): BankError {
 }
 
 /** Who waits in the password checker's fair queue: the ATM (and, later, its customer's address). */
+/**
+ * Who a password check is for, as the checker's fair queue counts turns: the
+ * ATM and the customer's address there (issue 12), so one address flooding
+ * an ATM crowds out only itself, not its neighbours at the same ATM.
+ */
 function passwordSource(actor: Actor): string {
-  return `atm ${actor.atmId ?? '-'}`;
+  return `atm ${actor.atmId ?? '-'} client ${actor.client ?? '-'}`;
 }
 
 /** The password checker refused the job (queue full or waited too long): tell that one customer to try again. */

@@ -147,6 +147,31 @@ describe('login', () => {
   });
 });
 
+describe('the password checker under a flood', () => {
+  it('takes turns by ATM and address: a flood from one address does not turn away another at the same ATM', async () => {
+    running = await startTestBank({
+      bcryptCost: 10,
+      isolatePasswordHashing: true,
+      passwordPool: { workers: 1, maxQueued: 64, maxPerSource: 3, maxWaitMs: 60_000 },
+    });
+    const atm = await running.connect(1);
+    await atm.signup('neighbour', 'password1', { client: '10.0.0.2' });
+    // The dummy hash that unknown users are checked against exists before the flood.
+    await expect(atm.login('nobody', 'password1')).rejects.toMatchObject({ code: 'ERR_AUTH_FAILED' });
+    // One address at ATM 1 sends 12 logins at once: its share of the queue fills, the rest are refused busy.
+    const flood = Array.from({ length: 12 }, (_, i) =>
+      atm.login(`nobody${i}`, 'password1', undefined, { client: '10.0.0.1' }).catch((error: unknown) => error),
+    );
+    // Another customer at the same ATM, from another address, still gets a turn.
+    const neighbour = await atm.login('neighbour', 'password1', undefined, { client: '10.0.0.2' });
+    expect(neighbour.username).toBe('neighbour');
+    const outcomes = await Promise.all(flood);
+    expect(
+      outcomes.filter((outcome) => outcome instanceof BankError && outcome.code === 'ERR_BUSY').length,
+    ).toBeGreaterThan(0);
+  }, 60_000);
+});
+
 describe('money', () => {
   it('deposits, withdraws, refuses an overdraft and changes nothing', async () => {
     running = await startTestBank();
