@@ -43,6 +43,12 @@ export type AtmAppDeps = {
   sessionIdleMs?: number;
   /** Login and signup attempts allowed per client address per window. */
   authRateLimit?: { windowMs: number; limit: number };
+  /**
+   * Signups (taken names included) allowed per client address per window,
+   * on top of `authRateLimit`: signup must say whether a name is taken, so
+   * this slows enumeration. None unless given (the command's default is 5 an hour).
+   */
+  signupRateLimit?: { windowMs: number; limit: number } | undefined;
   /** How long a page waits for a bank link that is moving to another node before answering 503 (default 3 s). */
   bankWaitMs?: number;
   logger?: Logger;
@@ -108,7 +114,7 @@ export function createApp(deps: AtmAppDeps): express.Express {
   app.use(csrf.protect);
   app.use(csrf.expose);
   app.use(requireBank(deps.bank, deps.bankWaitMs));
-  app.use(authRoutes({ bank: deps.bank, rateLimit: deps.authRateLimit, csrf }));
+  app.use(authRoutes({ bank: deps.bank, rateLimit: deps.authRateLimit, signupRateLimit: deps.signupRateLimit, csrf }));
   const sessionIdleSeconds = Math.round(idleMs / 1000);
   const timeZone = deps.timeZone ?? processTimeZone();
   app.locals.timeZone = timeZone;

@@ -29,6 +29,7 @@ export type AtmOptions = {
   port?: number;
   secureCookies?: boolean;
   authRateLimit?: AtmAppDeps['authRateLimit'];
+  signupRateLimit?: AtmAppDeps['signupRateLimit'];
   sessionIdleMs?: number;
   /** The zone times are shown in when the browser runs no script (default: this process's zone). */
   timeZone?: string;
@@ -82,6 +83,7 @@ export async function startAtm(options: AtmOptions): Promise<RunningAtm> {
     sessionSecret: sessionSecret(options.dataDir, options.atmId),
     secureCookies: options.secureCookies ?? false,
     authRateLimit: options.authRateLimit,
+    signupRateLimit: options.signupRateLimit,
     sessionIdleMs: options.sessionIdleMs ?? SESSION_IDLE_MS,
     ...(options.timeZone === undefined ? {} : { timeZone: options.timeZone }),
     logger,

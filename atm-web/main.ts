@@ -1,5 +1,5 @@
 /**
- * `npm run atm -- N [--bank 127.0.0.1:65432[,host:port...]] [--data-dir ./data] [--host 127.0.0.1] [--port P] [--secure-cookies] [--auth-rate-limit 20]`
+ * `npm run atm -- N [--bank 127.0.0.1:65432[,host:port...]] [--data-dir ./data] [--host 127.0.0.1] [--port P] [--secure-cookies] [--auth-rate-limit 20] [--signup-rate-limit 5]`
  *   plus the HTTP server's limits (defaults in DEFAULT_HTTP_LIMITS, documented in SECURITY.md):
  *   [--max-connections 2000] [--max-connections-per-address 64] [--request-timeout-ms 30000]
  *   [--keep-alive-timeout-ms 5000] [--max-requests-per-socket 1000] [--max-web-sessions 10000]
@@ -15,6 +15,7 @@ import { DEFAULT_MAX_SESSIONS } from './session-store.ts';
 const USAGE =
   'usage: npm run atm -- N [--bank 127.0.0.1:65432[,host:port...]] [--data-dir ./data] [--host 127.0.0.1] [--port P] [--secure-cookies] ' +
   '[--auth-rate-limit 20 (login and signup attempts per address per 15 minutes)] ' +
+  '[--signup-rate-limit 5 (signups per address per hour)] ' +
   '[--max-connections N] [--max-connections-per-address N] [--request-timeout-ms N] [--keep-alive-timeout-ms N] ' +
   '[--max-requests-per-socket N] [--max-web-sessions N]';
 
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
       port: { type: 'string' },
       'secure-cookies': { type: 'boolean', default: false },
       'auth-rate-limit': { type: 'string', default: '20' },
+      'signup-rate-limit': { type: 'string', default: '5' },
       'max-web-sessions': { type: 'string', default: String(DEFAULT_MAX_SESSIONS) },
       ...Object.fromEntries(
         LIMIT_FLAGS.map(([flag, field]) => [
@@ -76,6 +78,10 @@ async function main(): Promise<void> {
     authRateLimit: {
       windowMs: 15 * 60_000,
       limit: parseWhole('--auth-rate-limit', values['auth-rate-limit'], 1, 1_000_000),
+    },
+    signupRateLimit: {
+      windowMs: 60 * 60_000,
+      limit: parseWhole('--signup-rate-limit', values['signup-rate-limit'], 1, 1_000_000),
     },
     httpLimits,
     maxWebSessions: parseWhole('--max-web-sessions', values['max-web-sessions'], 1, 10_000_000),

@@ -3,7 +3,7 @@
  * fixation) and the session destroyed at logout; both forms are rate limited
  * per client address on top of the bank's per-account lockout.
  */
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { rateLimit } from 'express-rate-limit';
 
 import { callBank, callerOf, formField } from '../bank-call.ts';
@@ -16,6 +16,8 @@ import type { CsrfGuard } from '../middleware/csrf.ts';
 export type AuthDeps = {
   bank: BankLink;
   rateLimit?: { windowMs: number; limit: number } | undefined;
+  /** Signups per client address per window, before the shared limit above (none unless given). */
+  signupRateLimit?: { windowMs: number; limit: number } | undefined;
   csrf: CsrfGuard;
 };
 
@@ -40,6 +42,18 @@ export function authRoutes(deps: AuthDeps): Router {
     handler: (_req, _res, next) =>
       next(new HttpError(429, 'RATE_LIMITED', 'Too many attempts from this device. Wait a few minutes and try again.')),
   });
+
+  // Every signup counts, a taken name included: that answer is what enumeration reads.
+  const signupLimiter: RequestHandler = deps.signupRateLimit
+    ? rateLimit({
+        windowMs: deps.signupRateLimit.windowMs,
+        limit: deps.signupRateLimit.limit,
+        standardHeaders: 'draft-8',
+        legacyHeaders: false,
+        handler: (_req, _res, next) =>
+          next(new HttpError(429, 'RATE_LIMITED', 'Too many sign-ups from this device. Try again later.')),
+      })
+    : (_req, _res, next) => next();
 
   const renderLogin = (req: Request, res: Response, status: number, error: string | null, username = ''): void => {
     const notice = req.query.loggedOut === '1' ? LOGGED_OUT : req.query.expired === '1' ? EXPIRED : null;
@@ -97,7 +111,7 @@ export function authRoutes(deps: AuthDeps): Router {
     renderSignup(res, 200, null);
   });
 
-  router.post('/signup', limiter, async (req, res) => {
+  router.post('/signup', signupLimiter, limiter, async (req, res) => {
     const username = formField(req.body, 'username').trim();
     const password = formField(req.body, 'password');
     if (!username || !password) return renderSignup(res, 400, 'Choose a username and a password.', username);

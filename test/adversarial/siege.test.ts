@@ -104,7 +104,7 @@ describe('the bank under a determined attacker (issue 12)', () => {
     // Checks slow enough (bcrypt cost 10, two workers) that the guesses are in flight together, as an
     // attacker's would be; no queue or per-customer cap turns any away before the lockout rule sees it.
     const { dataDir, atm } = await bankAndAtm(
-      ['--auth-rate-limit', '10000'],
+      ['--auth-rate-limit', '10000', '--signup-rate-limit', '10000'],
       ['--bcrypt-cost', '10', '--password-workers', '2', '--password-queue-per-source', '100'].concat([
         '--max-sessions-per-customer',
         '100',
@@ -154,7 +154,10 @@ describe('the bank under a determined attacker (issue 12)', () => {
 
 describe('the ATM under a determined attacker (issue 12)', () => {
   it('keeps one place per customer: 30 logins of one account leave room for everyone else', async () => {
-    const { atm } = await bankAndAtm(['--auth-rate-limit', '10000'], ['--max-sessions-per-connection', '10']);
+    const { atm } = await bankAndAtm(
+      ['--auth-rate-limit', '10000', '--signup-rate-limit', '10000'],
+      ['--max-sessions-per-connection', '10'],
+    );
     const first = new WebVisitor(atm.url);
     await first.signupAndLogin('hog', 'password1');
     await new WebVisitor(atm.url).submit('/signup', '/signup', { username: 'neighbour', password: 'password1' });
@@ -176,7 +179,14 @@ describe('the ATM under a determined attacker (issue 12)', () => {
   }, 120_000);
 
   it('stores no session for cookieless visitors, and caps the store', async () => {
-    const { dataDir, atm } = await bankAndAtm(['--max-web-sessions', '40', '--auth-rate-limit', '10000']);
+    const { dataDir, atm } = await bankAndAtm([
+      '--max-web-sessions',
+      '40',
+      '--auth-rate-limit',
+      '10000',
+      '--signup-rate-limit',
+      '10000',
+    ]);
     // 600 cookieless visits: each used to store a session (its CSRF token).
     for (let round = 0; round < 20; round += 1) {
       await Promise.all(

@@ -24,6 +24,7 @@ export async function startTestAtm(
   options: {
     port?: number;
     authRateLimit?: { windowMs: number; limit: number };
+    signupRateLimit?: { windowMs: number; limit: number };
     requestTimeoutMs?: number;
     logger?: Logger;
     inDoubtBudgetMs?: number;
@@ -43,6 +44,7 @@ export async function startAtmApp(
   credential: AtmCredential,
   options: {
     authRateLimit?: { windowMs: number; limit: number };
+    signupRateLimit?: { windowMs: number; limit: number };
     requestTimeoutMs?: number;
     bankWaitMs?: number;
     inDoubtBudgetMs?: number;
@@ -68,6 +70,7 @@ export async function startAtmApp(
     sessionStore: store,
     sessionSecret: 'test-session-secret-not-used-in-production',
     authRateLimit: options.authRateLimit ?? { windowMs: 60_000, limit: 1_000 },
+    signupRateLimit: options.signupRateLimit,
     ...(options.logger ? { logger: options.logger } : {}),
     bankWaitMs: options.bankWaitMs,
   });

@@ -361,4 +361,29 @@ describe('web security', () => {
     }
     expect(statuses).toEqual([401, 401, 401, 429, 429]);
   });
+
+  it('rate limits signups from one address on their own, and a refused signup creates nothing', async () => {
+    bank = await startTestBank();
+    const atm = await startTestAtm(bank, 1, { signupRateLimit: { windowMs: 60_000, limit: 2 } });
+    atms.push(atm);
+    const agent = request.agent(atm.app);
+    const statuses: number[] = [];
+    // A taken name counts too: that answer is what someone enumerating names reads.
+    for (const username of ['first', 'first', 'third', 'fourth']) {
+      const token = await tokenFor(agent, '/signup');
+      statuses.push(
+        (await agent.post('/signup').type('form').send({ _csrf: token, username, password: 'password1' })).status,
+      );
+    }
+    expect(statuses).toEqual([303, 409, 429, 429]);
+    const client = await bank.connect(2);
+    await expect(client.login('third', 'password1')).rejects.toMatchObject({ code: 'ERR_AUTH_FAILED' });
+    // Logins from the same address are not held back by it.
+    const token = await tokenFor(agent, '/login');
+    const login = await agent
+      .post('/login')
+      .type('form')
+      .send({ _csrf: token, username: 'first', password: 'password1' });
+    expect(login.status).toBe(303);
+  });
 });
