@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -83,48 +84,73 @@ export async function spawnAtm(
  * session and the CSRF nonce) and submits forms with the page's token, as a
  * person clicking through would.
  */
+type Answer = { status: number; text: string; location: string | null };
+type Sent = Answer & { cookies: string[] };
+
+/** One request from a chosen local address (127.0.0.x): what fetch cannot do, and the ATM's per-address limits see. */
+function sendFrom(
+  localAddress: string,
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<Sent> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { method, headers, localAddress, agent: false }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () =>
+        resolve({
+          status: response.statusCode ?? 0,
+          text,
+          location: response.headers.location ?? null,
+          cookies: response.headers['set-cookie'] ?? [],
+        }),
+      );
+    });
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+async function sendByFetch(url: string, method: string, headers: Record<string, string>, body?: string): Promise<Sent> {
+  const response = await fetch(url, { method, redirect: 'manual', headers, ...(body === undefined ? {} : { body }) });
+  return {
+    status: response.status,
+    text: await response.text(),
+    location: response.headers.get('location'),
+    cookies: response.headers.getSetCookie(),
+  };
+}
+
 export class WebVisitor {
   private readonly jar = new Map<string, string>();
 
-  constructor(private readonly base: string) {}
+  /** `localAddress` (say 127.0.0.2) makes this visitor another address to the ATM; default: fetch from 127.0.0.1. */
+  constructor(
+    private readonly base: string,
+    private readonly localAddress?: string,
+  ) {}
 
-  async get(page: string): Promise<{ status: number; text: string; location: string | null }> {
-    const response = await fetch(`${this.base}${page}`, { redirect: 'manual', headers: this.headers() });
-    this.keep(response);
-    return { status: response.status, text: await response.text(), location: response.headers.get('location') };
+  async get(page: string): Promise<Answer> {
+    return this.send('GET', page, this.headers());
   }
 
   /** GETs `page`, then POSTs `fields` to `action` with that page's CSRF token (and txId, if it has one). */
-  async submit(
-    page: string,
-    action: string,
-    fields: Record<string, string>,
-  ): Promise<{ status: number; text: string; location: string | null }> {
+  async submit(page: string, action: string, fields: Record<string, string>): Promise<Answer> {
     return (await this.fillIn(page))(action, fields);
   }
 
   /** GETs `page` now and returns the POST of its form, to send later (many at one moment, say). */
-  async fillIn(
-    page: string,
-  ): Promise<
-    (
-      action: string,
-      fields: Record<string, string>,
-    ) => Promise<{ status: number; text: string; location: string | null }>
-  > {
+  async fillIn(page: string): Promise<(action: string, fields: Record<string, string>) => Promise<Answer>> {
     const form = await this.get(page);
     const token = /name="_csrf" value="([^"]+)"/.exec(form.text)?.[1] ?? '';
     const txId = /name="txId" value="([^"]+)"/.exec(form.text)?.[1];
     return async (action, fields) => {
       const body = new URLSearchParams({ _csrf: token, ...(txId ? { txId } : {}), ...fields });
-      const response = await fetch(`${this.base}${action}`, {
-        method: 'POST',
-        redirect: 'manual',
-        headers: { ...this.headers(), 'content-type': 'application/x-www-form-urlencoded' },
-        body: body.toString(),
-      });
-      this.keep(response);
-      return { status: response.status, text: await response.text(), location: response.headers.get('location') };
+      const headers = { ...this.headers(), 'content-type': 'application/x-www-form-urlencoded' };
+      return this.send('POST', action, headers, body.toString());
     };
   }
 
@@ -149,8 +175,17 @@ export class WebVisitor {
     return this.jar.size > 0 ? { cookie: [...this.jar.values()].join('; ') } : {};
   }
 
-  private keep(response: Response): void {
-    for (const cookie of response.headers.getSetCookie()) {
+  private async send(method: string, page: string, headers: Record<string, string>, body?: string): Promise<Answer> {
+    const url = `${this.base}${page}`;
+    const sent = this.localAddress
+      ? await sendFrom(this.localAddress, url, method, headers, body)
+      : await sendByFetch(url, method, headers, body);
+    this.keep(sent.cookies);
+    return { status: sent.status, text: sent.text, location: sent.location };
+  }
+
+  private keep(cookies: string[]): void {
+    for (const cookie of cookies) {
       const pair = cookie.split(';')[0] ?? '';
       const name = pair.slice(0, pair.indexOf('='));
       if (/Expires=Thu, 01 Jan 1970/i.test(cookie)) this.jar.delete(name);

@@ -153,6 +153,67 @@ describe('the bank under a determined attacker (issue 12)', () => {
 });
 
 describe('the ATM under a determined attacker (issue 12)', () => {
+  it('keeps serving logged-in customers through a login storm: every deposit succeeds, nobody is sent to log in', async () => {
+    // Real password cost and one worker, so the storm's checks queue up as they would in production.
+    const { atm } = await bankAndAtm(
+      // All from one test address: lift the per-address caps the storm would otherwise hit first.
+      ['--auth-rate-limit', '10000', '--signup-rate-limit', '10000', '--max-connections-per-address', '1000'],
+      ['--bcrypt-cost', '12', '--password-workers', '1'],
+    );
+    const customers = await Promise.all(
+      ['alma', 'bert', 'cleo'].map(async (name) => {
+        const visitor = new WebVisitor(atm.url);
+        await visitor.signupAndLogin(name, 'password1');
+        return visitor;
+      }),
+    );
+    // 400 logins for made-up usernames, 40 at a time.
+    let stormDone = false;
+    const stormAnswers: number[] = [];
+    const storm = (async () => {
+      let next = 0;
+      try {
+        await Promise.all(
+          Array.from({ length: 40 }, async () => {
+            while (next < 400) {
+              const i = next;
+              next += 1;
+              const answer = await new WebVisitor(atm.url).submit('/login', '/login', {
+                username: `made-up-${i}`,
+                password: 'password1',
+              });
+              stormAnswers.push(answer.status);
+            }
+          }),
+        );
+      } finally {
+        stormDone = true;
+      }
+    })();
+    // A customer from another address logs in at the same ATM mid-storm: the password checker takes
+    // turns by ATM and address, so the storm's full share does not turn them away.
+    const newcomer = new WebVisitor(atm.url, '127.0.0.2');
+    await newcomer.submit('/signup', '/signup', { username: 'dora', password: 'password1' });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const newcomerLogin = newcomer.submit('/login', '/login', { username: 'dora', password: 'password1' });
+    // The customers deposit one dollar after another for as long as the storm lasts.
+    const receipts = await Promise.all(
+      customers.map(async (customer) => {
+        const seen: string[] = [];
+        while (!stormDone || seen.length < 3) seen.push(await customer.deposit('1'));
+        return seen;
+      }),
+    );
+    await storm;
+    expect(stormAnswers).toHaveLength(400);
+    expect((await newcomerLogin).location).toBe('/');
+    expect(await newcomer.deposit('2')).toBe('Deposited $2.00. New balance: $2.00');
+    for (const seen of receipts) {
+      expect(seen.filter((receipt) => !/^Deposited \$1\.00\. New balance: \$[\d,]+\.00$/.test(receipt))).toEqual([]);
+    }
+    for (const customer of customers) expect((await customer.get('/')).status).toBe(200);
+  }, 180_000);
+
   it('keeps one place per customer: 30 logins of one account leave room for everyone else', async () => {
     const { atm } = await bankAndAtm(
       ['--auth-rate-limit', '10000', '--signup-rate-limit', '10000'],
