@@ -402,8 +402,10 @@ async function openSignals(
     ...(options.clusterPollMs === undefined ? {} : { pollMs: options.clusterPollMs }),
     onRevoked: ({ atm, at }) => {
       if (terminals.isRevoked(atm)) return;
+      // The time as the revoking node wrote it; a garbled one (not ours) is taken as now.
+      const when = new Date(at);
       try {
-        terminals.revoke(atm, new Date(at));
+        terminals.revoke(atm, Number.isNaN(when.getTime()) ? new Date() : when);
       } catch (error) {
         logger.error({ atm, action: 'atm_revoked', outcome: String(error) }, 'cannot write the revocation list');
       }

@@ -39,6 +39,24 @@ export type ClusterSignalsOptions = {
 
 type SessionEndRow = { id: string; account_id: string; node_id: string };
 
+const INSERT_REVOCATION =
+  'INSERT INTO revoked_atms (atm_id, revoked_at) VALUES ($1, $2) ON CONFLICT (atm_id) DO NOTHING';
+
+/**
+ * Writes one revocation straight to the shared table: `revoke-atm N --ledger
+ * URL`, which reaches every running node even when the node whose data dir
+ * the operator used is stopped. Needs a ledger some node has migrated.
+ */
+export async function publishRevocation(url: string, revocation: Revocation): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(INSERT_REVOCATION, [revocation.atm, revocation.at]);
+  } finally {
+    await client.end();
+  }
+}
+
 export class ClusterSignals {
   private readonly pool: pg.Pool;
   private readonly random: RandomSource;
@@ -124,10 +142,7 @@ export class ClusterSignals {
     while (revocations.length > 0) {
       const next = revocations[0];
       if (!next) break;
-      await this.pool.query(
-        'INSERT INTO revoked_atms (atm_id, revoked_at) VALUES ($1, $2) ON CONFLICT (atm_id) DO NOTHING',
-        [next.atm, next.at],
-      );
+      await this.pool.query(INSERT_REVOCATION, [next.atm, next.at]);
       revocations.shift();
     }
     while (sessionEnds.length > 0) {

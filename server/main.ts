@@ -141,7 +141,7 @@ async function main(): Promise<void> {
 
 const [command, ...rest] = process.argv.slice(2);
 if (isTerminalCommand(command)) {
-  process.exitCode = runTerminalCommand(command, rest, console.log, console.error);
+  void runTerminalCommand(command, rest, console.log, console.error).then((code) => (process.exitCode = code));
 } else {
   main().catch((error: unknown) => {
     console.error(`bank failed to start: ${error instanceof Error ? error.message : String(error)}`);

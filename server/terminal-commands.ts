@@ -1,10 +1,13 @@
 /**
  * `npm run bank -- provision-atm N [--data-dir ./data] [--out FILE]` and
- * `npm run bank -- revoke-atm N [--data-dir ./data]`: the operator's commands
- * for terminals. Provisioning prints the credential file's path (the only
+ * `npm run bank -- revoke-atm N [--data-dir ./data] [--ledger URL]`: the
+ * operator's commands for terminals. Provisioning prints the credential file's path (the only
  * thing on stdout); revoking writes the list a running bank polls, which
  * audits the revocation (`atm_revoked`) and cuts the ATM if it is connected;
- * a bank that is not running audits it at its next start.
+ * a bank that is not running audits it at its next start. With `--ledger`,
+ * the revocation is also written to the shared ledger, which every running
+ * node polls (server/cluster-signals.ts), so it reaches a cluster even when
+ * the node of that data dir is down.
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,25 +21,29 @@ export type TerminalCommand = (typeof TERMINAL_COMMANDS)[number];
 
 const USAGE =
   'usage: npm run bank -- provision-atm N [--data-dir ./data] [--out FILE]\n' +
-  '       npm run bank -- revoke-atm N [--data-dir ./data]';
+  '       npm run bank -- revoke-atm N [--data-dir ./data] [--ledger postgres://USER@HOST:PORT/DB]';
 
 export function isTerminalCommand(word: string | undefined): word is TerminalCommand {
   return (TERMINAL_COMMANDS as readonly string[]).includes(word ?? '');
 }
 
-/** Runs one command; returns the exit code. */
-export function runTerminalCommand(
+/** Runs one command; resolves with the exit code. */
+export async function runTerminalCommand(
   command: TerminalCommand,
   args: string[],
   out: (line: string) => void,
   err: (line: string) => void,
   now: () => Date = () => new Date(),
-): number {
+): Promise<number> {
   try {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: { 'data-dir': { type: 'string', default: './data' }, out: { type: 'string' } },
+      options: {
+        'data-dir': { type: 'string', default: './data' },
+        out: { type: 'string' },
+        ledger: { type: 'string' },
+      },
     });
     const number = positionals[0] ?? '';
     if (positionals.length !== 1 || !/^[0-9]{1,5}$/.test(number) || Number(number) > 65535) {
@@ -45,6 +52,7 @@ export function runTerminalCommand(
     const atmId = Number(number);
     const dataDir = values['data-dir'];
     if (command === 'provision-atm') {
+      if (values.ledger !== undefined) throw new Error('--ledger is for revoke-atm');
       // Every file here is private to the operator, as the bank's are.
       process.umask(0o077);
       prepareDataDir(dataDir, secureRandom);
@@ -53,7 +61,18 @@ export function runTerminalCommand(
       return 0;
     }
     if (values.out !== undefined) throw new Error('--out is for provision-atm');
-    const revoked = Terminals.open(dataDir).revoke(atmId, now());
+    const url = values.ledger;
+    if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) {
+      throw new Error('--ledger must be a postgres:// or postgresql:// URL');
+    }
+    const terminals = Terminals.open(dataDir);
+    const revoked = terminals.revoke(atmId, now());
+    const revocation = terminals.revocations().find(({ atm }) => atm === atmId);
+    if (url !== undefined && revocation) {
+      // Loaded only here, so the other commands and an embedded bank do not carry the pg client.
+      const { publishRevocation } = await import('./cluster-signals.ts');
+      await publishRevocation(url, revocation);
+    }
     out(revoked ? `ATM ${atmId} revoked` : `ATM ${atmId} was already revoked`);
     return 0;
   } catch (error) {

@@ -70,6 +70,32 @@ describe.skipIf(SKIP_POSTGRES_REASON)('signals between bank nodes on one Postgre
   );
 
   it(
+    'reaches node B with revoke-atm --ledger while node A, whose data dir is used, is down',
+    { timeout: 60_000 },
+    async () => {
+      const [a, b] = await twoNodes();
+      const atm = await connect(b, 2);
+      await atm.ping();
+      const cut = new Promise<string>((resolve) => atm.onClose((reason) => resolve(reason.code)));
+      children[0]?.child.kill('SIGKILL');
+      const revoke = spawnEntry('server/main.ts', [
+        'revoke-atm',
+        '2',
+        '--data-dir',
+        a.dataDir,
+        '--ledger',
+        database?.url ?? '',
+      ]);
+      expect(await revoke.exited).toBe(0);
+      expect(revoke.output()).toContain('ATM 2 revoked');
+      await expect(
+        Promise.race([cut, new Promise((resolve) => setTimeout(() => resolve('still connected'), WITHIN_MS))]),
+      ).resolves.toBe('ERR_PEER_ALERT');
+      await expect(connect(b, 2)).rejects.toThrow();
+    },
+  );
+
+  it(
     'ends the customer’s session on node B when the password is changed through node A',
     { timeout: 60_000 },
     async () => {
