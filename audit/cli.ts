@@ -160,33 +160,46 @@ function verify(dataDir: string, heads: string[], out: (line: string) => void, e
     err(`plaintext audit log NOT intact: line ${problem.line}: ${problem.reason}`);
     bad = true;
   }
+  let agreeing = 0;
   if (heads.length > 0) {
     const seed = readAuditSigningKey(path.join(dataDir, AUDIT_SIGNING_KEY_FILE));
     const publicKey = ed25519Signer(seed).publicKey;
     const node = nodeOf(dataDir);
     for (const file of heads) {
       const problem = checkWitness(file, publicKey, node, log);
+      if (problem === UNSEEN) continue;
       if (problem) {
         err(`witness ${file}: ${problem}`);
         bad = true;
+      } else {
+        agreeing += 1;
       }
     }
   }
   const head = log.head;
   out(`last line ${head.lineNumber}, chain hash ${head.chainHash.toString('hex')}`);
   if (!bad) {
-    const witnessed = heads.length > 0 ? `; agrees with ${heads.length} witness head(s)` : '';
+    // A witness that never saw this chain (another node's ATM) vouches for nothing here.
+    const witnessed = heads.length > 0 ? `; agrees with ${agreeing} witness head(s)` : '';
     out(`audit log intact: ${log.entries.length} lines verified, plaintext log matches${witnessed}`);
   }
   return bad ? 1 : 0;
 }
 
+/** `checkWitness`'s answer for a witness that holds no checkpoint of this chain. */
+const UNSEEN = Symbol('unseen');
+
 /**
  * Why the log disagrees with one witness's checkpoint of this data dir's
- * chain (its node's, when `node.id` names one), or null when it agrees or
- * the witness never saw this chain.
+ * chain (its node's, when `node.id` names one), null when it agrees, or
+ * UNSEEN when the witness never saw this chain.
  */
-function checkWitness(file: string, publicKey: Buffer, node: string | null, log: VerifiedLog): string | null {
+function checkWitness(
+  file: string,
+  publicKey: Buffer,
+  node: string | null,
+  log: VerifiedLog,
+): string | null | typeof UNSEEN {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -196,7 +209,7 @@ function checkWitness(file: string, publicKey: Buffer, node: string | null, log:
   const witness = parseWitness(text);
   if (!witness) return 'is not a witness head file';
   const head = witnessHeadOf(witness, node);
-  if (!head) return null;
+  if (!head) return UNSEEN;
   const { checkpoint } = head;
   const chain = node === null ? '' : ` of node ${node}`;
   const who = `ATM ${witness.atm} saw line ${checkpoint.lineNumber}${chain} (received ${head.receivedAt})`;

@@ -224,6 +224,11 @@ describe('npm run audit -- verify --head', () => {
     ];
     fs.writeFileSync(head, encodeWitness({ atm: 2, heads }));
     expect(runAudit(['verify', '--data-dir', log.dataDir, '--head', head])).toMatchObject({ code: 0, err: [] });
+    // A witness that only ever saw node-b vouches for nothing here, and is not counted.
+    const elsewhere = path.join(tempDir(), 'atm-3.audit-head');
+    fs.writeFileSync(elsewhere, encodeWitness({ atm: 3, heads: [{ checkpoint: theirs, receivedAt }] }));
+    const both = runAudit(['verify', '--data-dir', log.dataDir, '--head', head, '--head', elsewhere]);
+    expect(both.out[1]).toMatch(/; agrees with 1 witness head\(s\)$/);
 
     editLines(log.file, (lines) => lines.slice(0, 3));
     editLines(log.plain, (lines) => lines.slice(0, 3));

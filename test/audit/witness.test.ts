@@ -4,12 +4,14 @@ import path from 'node:path';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { parseWitness, witnessHeadOf } from '../../audit/checkpoint.ts';
+import { encodeWitness, parseWitness, signCheckpoint, witnessHeadOf } from '../../audit/checkpoint.ts';
 import { auditPaths } from '../../audit/writer.ts';
 import { AuditWitness, auditHeadFile } from '../../atm-web/audit-witness.ts';
 import { auditEvents, runAudit, startTestBank, tempDir, uniqueTxId, type TestBank } from '../helpers.ts';
 import { login, signup, startAtmApp, startTestAtm, transact, type TestAtm } from '../atm-web/harness.ts';
 import { SHARED_KEY_FILES } from '../../cluster/cluster.ts';
+import { ed25519Signer } from '../../protocol/crypto.ts';
+import { AUDIT_SIGNING_KEY_FILE, readAuditSigningKey } from '../../runtime/key-files.ts';
 import { SKIP_POSTGRES_REASON, createTestDatabase, type TestDatabase } from '../postgres.ts';
 import { editLines } from './fixtures.ts';
 
@@ -150,6 +152,76 @@ describe.skipIf(SKIP_POSTGRES_REASON)('an ATM witnessing a bank of several nodes
       expect(runAudit(['verify', '--data-dir', second.dataDir, '--head', file]).code).toBe(0);
     },
   );
+});
+
+describe('what the witnesses and the anchored head do not catch', () => {
+  /** A bank restarted once, with a witnessing ATM on both runs: the data dir as it was after the first run is kept. */
+  async function twoRunsWithABackup(): Promise<{ dataDir: string; backup: string; file: string; seen: number }> {
+    const file = auditHeadFile(tempDir(), 2);
+    bank = await startTestBank({ checkpointIntervalMs: 50 });
+    const dataDir = bank.dataDir;
+    atm = await startTestAtm(bank, 2, { witness: new AuditWitness(file, 2) });
+    let agent = request.agent(atm.app);
+    await signup(agent, 'rhea', 'password1');
+    await login(agent, 'rhea', 'password1');
+    expect((await transact(agent, 'deposit', '50.00')).status).toBe(303);
+    await atm.close();
+    await bank.stop();
+    const backup = tempDir();
+    fs.cpSync(dataDir, backup, { recursive: true });
+
+    bank = await startTestBank({ dataDir, checkpointIntervalMs: 50 });
+    atm = await startTestAtm(bank, 2, { witness: new AuditWitness(file, 2) });
+    agent = request.agent(atm.app);
+    await login(agent, 'rhea', 'password1');
+    expect((await transact(agent, 'withdraw', '20.00')).status).toBe(303);
+    const seen = await witnessReaches(file, lastLine(dataDir));
+    await atm.close();
+    atm = null;
+    await bank.stop();
+    bank = null;
+    return { dataDir, backup, file, seen };
+  }
+
+  function restore(dataDir: string, backup: string): void {
+    fs.rmSync(dataDir, { recursive: true });
+    fs.cpSync(backup, dataDir, { recursive: true });
+  }
+
+  it('a rollback of ledger and log together passes the start-up check and verify, and only a witness catches it', async () => {
+    const { dataDir, backup, file, seen } = await twoRunsWithABackup();
+    restore(dataDir, backup);
+    const kept = lastLine(dataDir);
+    expect(kept).toBeLessThan(seen);
+    // The ledger's head and the log were taken together, so they agree: alone, nothing looks wrong.
+    expect(runAudit(['verify', '--data-dir', dataDir]).code).toBe(0);
+    const witnessed = runAudit(['verify', '--data-dir', dataDir, '--head', file]);
+    expect(witnessed.code).toBe(1);
+    expect(witnessed.err[0]).toMatch(new RegExp(`ATM 2 saw line ${seen} .* lines ${kept + 1}-${seen} are missing$`));
+    bank = await startTestBank({ dataDir });
+    await bank.stop();
+    bank = null;
+  });
+
+  it('an attacker holding the bank’s signing key and every witness file can make a cut log agree with them', async () => {
+    const { dataDir, backup, file, seen } = await twoRunsWithABackup();
+    restore(dataDir, backup);
+    const verified = runAudit(['verify', '--data-dir', dataDir]);
+    const [, line, hash] = /^last line (\d+), chain hash ([0-9a-f]{64})$/.exec(verified.out[0] ?? '') ?? [];
+    const signer = ed25519Signer(readAuditSigningKey(path.join(dataDir, AUDIT_SIGNING_KEY_FILE)));
+    const forged = signCheckpoint(signer, { lineNumber: Number(line), chainHash: Buffer.from(hash ?? '', 'hex') });
+    const forgedFile = path.join(tempDir(), 'atm-2.audit-head');
+    fs.writeFileSync(
+      forgedFile,
+      encodeWitness({ atm: 2, heads: [{ checkpoint: forged, receivedAt: new Date().toISOString() }] }),
+    );
+    // Every witness file replaced: verify agrees with the cut log.
+    expect(runAudit(['verify', '--data-dir', dataDir, '--head', forgedFile])).toMatchObject({ code: 0, err: [] });
+    // The signing key alone is not enough: one honest witness left still names the cut.
+    const honest = runAudit(['verify', '--data-dir', dataDir, '--head', forgedFile, '--head', file]);
+    expect(honest.code).toBe(1);
+    expect(honest.err).toEqual([expect.stringMatching(new RegExp(`^witness ${file}: ATM 2 saw line ${seen} `))]);
+  });
 });
 
 describe('who an audit line is about', () => {
