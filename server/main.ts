@@ -111,9 +111,6 @@ async function main(): Promise<void> {
           metricsRegistry: (await import('../runtime/metrics.ts')).createProcessRegistry(),
         }),
   });
-  // A stable line tests and scripts can wait for (the port may be ephemeral).
-  console.log(`bank listening on ${bank.host}:${bank.port} (pid ${process.pid})`);
-  if (bank.adminUrl) console.log(`bank operator page at ${bank.adminUrl}/ (also /healthz, /metrics)`);
   const exit = (code: number): never => {
     logger.flush();
     process.exit(code);
@@ -137,6 +134,10 @@ async function main(): Promise<void> {
   process.on('SIGUSR2', () => reportServiceTimes(true));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // A stable line tests and scripts can wait for (the port may be ephemeral). Printed only
+  // once the signal handlers are in place: a SIGTERM sent on seeing it stops the bank cleanly.
+  console.log(`bank listening on ${bank.host}:${bank.port} (pid ${process.pid})`);
+  if (bank.adminUrl) console.log(`bank operator page at ${bank.adminUrl}/ (also /healthz, /metrics)`);
 }
 
 const [command, ...rest] = process.argv.slice(2);
