@@ -147,13 +147,15 @@ const WINDOW_OPEN = 'login_window_ends_at IS NOT NULL AND login_window_ends_at >
  * has closed (this check opens the next one), and adds the attempt. All SET
  * expressions read the row as it was, so racing attempts serialise on the
  * row and each sees the others' counts. No row back: the budget is spent (or
- * there is no such account).
+ * there is no such account). The budgets are CAST because PostgreSQL types
+ * a CASE of bare parameters as text (then `integer < text` fails).
  */
 export const RESERVE_ATTEMPT_SQL = `UPDATE accounts SET
     failed_logins = CASE WHEN ${WINDOW_OPEN} THEN failed_logins + 1 ELSE 1 END,
     login_window_ends_at = CASE WHEN ${WINDOW_OPEN} THEN login_window_ends_at ELSE $nextWindowEnd END
   WHERE id = $id AND (
-    failed_logins < CASE WHEN locked_until IS NOT NULL AND locked_until > $now THEN $perWindow ELSE $beforeLock END
+    failed_logins < CASE WHEN locked_until IS NOT NULL AND locked_until > $now
+      THEN CAST($perWindow AS INTEGER) ELSE CAST($beforeLock AS INTEGER) END
     OR NOT (${WINDOW_OPEN}))
   RETURNING failed_logins, login_window_ends_at, locked_until`;
 
