@@ -250,7 +250,19 @@ async function main(): Promise<void> {
   terminals.provision(1);
   const { child: atm, match: atmMatch } = await start(
     'atm-web/main.ts',
-    ['1', '--bank', `127.0.0.1:${target.port}`, '--data-dir', dataDir, '--port', '0', '--auth-rate-limit', '100000'],
+    [
+      '1',
+      '--bank',
+      `127.0.0.1:${target.port}`,
+      '--data-dir',
+      dataDir,
+      '--port',
+      '0',
+      '--auth-rate-limit',
+      '100000',
+      '--signup-rate-limit',
+      '100000',
+    ],
     /ATM 1 ready at (http:\/\/[0-9.:]+)/,
   );
   const { child: bare, match: bareMatch } = await start(

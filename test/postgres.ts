@@ -10,7 +10,8 @@ import path from 'node:path';
 import pg from 'pg';
 
 import { SHARED_KEY_FILES } from '../cluster/cluster.ts';
-import { tempDir } from './helpers.ts';
+import { BankClient } from '../protocol/client.ts';
+import { credentialFor, tempDir } from './helpers.ts';
 import { spawnBank, type Spawned } from './process.ts';
 
 export const TEST_POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? '';
@@ -86,4 +87,42 @@ export async function spawnNodes(url: string, count: number): Promise<SpawnedNod
     nodes.push({ ...node, dataDir });
   }
   return nodes;
+}
+
+/**
+ * Two bank nodes on one fresh database, and the clients a test connects to
+ * them. Call `cleanup()` in `afterEach`: it closes the clients, kills the
+ * nodes and drops the database.
+ */
+export class NodePair {
+  private readonly clients: BankClient[] = [];
+  private spawned: SpawnedNode[] = [];
+  private database: TestDatabase | null = null;
+
+  async start(): Promise<{ nodes: [SpawnedNode, SpawnedNode]; url: string }> {
+    this.database = await createTestDatabase();
+    this.spawned = await spawnNodes(this.database.url, 2);
+    const [a, b] = this.spawned;
+    if (!a || !b) throw new Error('nodes did not start');
+    return { nodes: [a, b], url: this.database.url };
+  }
+
+  /** A client of `node` as ATM `atmId`, with that ATM's credential; closed by `cleanup()`. */
+  async connect(node: SpawnedNode, atmId = 1): Promise<BankClient> {
+    const client = await BankClient.connect({
+      host: '127.0.0.1',
+      port: node.port,
+      credential: credentialFor(node.dataDir, atmId),
+      handshakeTimeoutMs: 5_000,
+    });
+    this.clients.push(client);
+    return client;
+  }
+
+  async cleanup(): Promise<void> {
+    for (const client of this.clients.splice(0)) client.close();
+    for (const node of this.spawned.splice(0)) node.child.kill('SIGKILL');
+    await this.database?.drop();
+    this.database = null;
+  }
 }

@@ -6,41 +6,11 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { BankClient } from '../../protocol/client.ts';
-import { credentialFor } from '../helpers.ts';
-import { SKIP_POSTGRES_REASON, createTestDatabase, spawnNodes, type TestDatabase } from '../postgres.ts';
-import { spawnEntry, type Spawned } from '../process.ts';
+import { NodePair, SKIP_POSTGRES_REASON } from '../postgres.ts';
+import { spawnEntry } from '../process.ts';
 
-const children: Spawned[] = [];
-const clients: BankClient[] = [];
-let database: TestDatabase | null = null;
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close();
-  for (const spawned of children.splice(0)) spawned.child.kill('SIGKILL');
-  await database?.drop();
-  database = null;
-});
-
-type Node = { dataDir: string; port: number };
-
-async function twoNodes(): Promise<[Node, Node]> {
-  database = await createTestDatabase();
-  const [a, b] = await spawnNodes(database.url, 2);
-  if (!a || !b) throw new Error('nodes did not start');
-  children.push(a, b);
-  return [a, b];
-}
-
-async function connect(node: Node, atmId: number): Promise<BankClient> {
-  const client = await BankClient.connect({
-    host: '127.0.0.1',
-    port: node.port,
-    credential: credentialFor(node.dataDir, atmId),
-    handshakeTimeoutMs: 5_000,
-  });
-  clients.push(client);
-  return client;
-}
+const pair = new NodePair();
+afterEach(() => pair.cleanup());
 
 /** Generous: the signal takes about a second; this only catches "never". */
 const WITHIN_MS = 15_000;
@@ -50,8 +20,10 @@ describe.skipIf(SKIP_POSTGRES_REASON)('signals between bank nodes on one Postgre
     'cuts an ATM connected to node B when node A revokes it, and B refuses its reconnection',
     { timeout: 60_000 },
     async () => {
-      const [a, b] = await twoNodes();
-      const atm = await connect(b, 2);
+      const {
+        nodes: [a, b],
+      } = await pair.start();
+      const atm = await pair.connect(b, 2);
       await atm.ping();
       // The bank ends a revoked terminal's link with an alert.
       const cut = new Promise<string>((resolve) => atm.onClose((reason) => resolve(reason.code)));
@@ -63,9 +35,9 @@ describe.skipIf(SKIP_POSTGRES_REASON)('signals between bank nodes on one Postgre
         Promise.race([cut, new Promise((resolve) => setTimeout(() => resolve('still connected'), WITHIN_MS))]),
       ).resolves.toBe('ERR_PEER_ALERT');
       expect(Date.now() - started).toBeLessThan(WITHIN_MS);
-      await expect(connect(b, 2)).rejects.toThrow();
+      await expect(pair.connect(b, 2)).rejects.toThrow();
       // Another terminal on B is not affected.
-      await (await connect(b, 3)).ping();
+      await (await pair.connect(b, 3)).ping();
     },
   );
 
@@ -73,25 +45,21 @@ describe.skipIf(SKIP_POSTGRES_REASON)('signals between bank nodes on one Postgre
     'reaches node B with revoke-atm --ledger while node A, whose data dir is used, is down',
     { timeout: 60_000 },
     async () => {
-      const [a, b] = await twoNodes();
-      const atm = await connect(b, 2);
+      const {
+        nodes: [a, b],
+        url,
+      } = await pair.start();
+      const atm = await pair.connect(b, 2);
       await atm.ping();
       const cut = new Promise<string>((resolve) => atm.onClose((reason) => resolve(reason.code)));
-      children[0]?.child.kill('SIGKILL');
-      const revoke = spawnEntry('server/main.ts', [
-        'revoke-atm',
-        '2',
-        '--data-dir',
-        a.dataDir,
-        '--ledger',
-        database?.url ?? '',
-      ]);
+      a.child.kill('SIGKILL');
+      const revoke = spawnEntry('server/main.ts', ['revoke-atm', '2', '--data-dir', a.dataDir, '--ledger', url]);
       expect(await revoke.exited).toBe(0);
       expect(revoke.output()).toContain('ATM 2 revoked');
       await expect(
         Promise.race([cut, new Promise((resolve) => setTimeout(() => resolve('still connected'), WITHIN_MS))]),
       ).resolves.toBe('ERR_PEER_ALERT');
-      await expect(connect(b, 2)).rejects.toThrow();
+      await expect(pair.connect(b, 2)).rejects.toThrow();
     },
   );
 
@@ -99,8 +67,10 @@ describe.skipIf(SKIP_POSTGRES_REASON)('signals between bank nodes on one Postgre
     'ends the customer’s session on node B when the password is changed through node A',
     { timeout: 60_000 },
     async () => {
-      const [a, b] = await twoNodes();
-      const [onA, onB] = [await connect(a, 1), await connect(b, 2)];
+      const {
+        nodes: [a, b],
+      } = await pair.start();
+      const [onA, onB] = [await pair.connect(a, 1), await pair.connect(b, 2)];
       await onA.signup('ada', 'correct-horse');
       const [sessionA, sessionB] = [await onA.login('ada', 'correct-horse'), await onB.login('ada', 'correct-horse')];
       expect(await onB.balance(sessionB)).toBe(0);

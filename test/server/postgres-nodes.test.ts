@@ -5,42 +5,13 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { BankClient } from '../../protocol/client.ts';
 import { BankError } from '../../protocol/errors.ts';
-import { credentialFor, uniqueTxId } from '../helpers.ts';
-import { SKIP_POSTGRES_REASON, createTestDatabase, queryRows, spawnNodes, type TestDatabase } from '../postgres.ts';
-import { spawnEntry, type Spawned } from '../process.ts';
+import { uniqueTxId } from '../helpers.ts';
+import { NodePair, SKIP_POSTGRES_REASON, queryRows } from '../postgres.ts';
+import { spawnEntry } from '../process.ts';
 
-const children: Spawned[] = [];
-const clients: BankClient[] = [];
-let database: TestDatabase | null = null;
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close();
-  for (const spawned of children.splice(0)) spawned.child.kill('SIGKILL');
-  await database?.drop();
-  database = null;
-});
-
-type Node = { dataDir: string; port: number };
-
-/** Two nodes on one fresh database. */
-async function twoNodes(): Promise<{ nodes: [Node, Node]; url: string }> {
-  database = await createTestDatabase();
-  const [a, b] = await spawnNodes(database.url, 2);
-  if (!a || !b) throw new Error('nodes did not start');
-  children.push(a, b);
-  return { nodes: [a, b], url: database.url };
-}
-
-async function connect(node: Node, atmId = 1): Promise<BankClient> {
-  const client = await BankClient.connect({
-    host: '127.0.0.1',
-    port: node.port,
-    credential: credentialFor(node.dataDir, atmId),
-  });
-  clients.push(client);
-  return client;
-}
+const pair = new NodePair();
+afterEach(() => pair.cleanup());
 
 /** `npm run audit -- verify --ledger URL` in its own process. */
 async function verifyChains(dataDir: string, url: string): Promise<{ code: number | null; output: string }> {
@@ -51,8 +22,8 @@ async function verifyChains(dataDir: string, url: string): Promise<{ code: numbe
 
 describe.skipIf(SKIP_POSTGRES_REASON)('bank nodes on one PostgreSQL ledger', () => {
   it('locks an account after 5 failed logins spread over two nodes', { timeout: 60_000 }, async () => {
-    const { nodes, url } = await twoNodes();
-    const [onA, onB] = [await connect(nodes[0]), await connect(nodes[1])];
+    const { nodes, url } = await pair.start();
+    const [onA, onB] = [await pair.connect(nodes[0]), await pair.connect(nodes[1])];
     await onA.signup('ada', 'correct-horse');
     for (let i = 0; i < 5; i += 1) {
       await expect((i % 2 === 0 ? onA : onB).login('ada', 'wrong-password')).rejects.toMatchObject({
@@ -77,8 +48,8 @@ describe.skipIf(SKIP_POSTGRES_REASON)('bank nodes on one PostgreSQL ledger', () 
     'never takes a balance below zero when two nodes race 40 withdrawals; ledger and audit agree',
     { timeout: 60_000 },
     async () => {
-      const { nodes, url } = await twoNodes();
-      const [onA, onB] = [await connect(nodes[0], 1), await connect(nodes[1], 2)];
+      const { nodes, url } = await pair.start();
+      const [onA, onB] = [await pair.connect(nodes[0], 1), await pair.connect(nodes[1], 2)];
       await onA.signup('bob', 'password1');
       const [sessionA, sessionB] = [await onA.login('bob', 'password1'), await onB.login('bob', 'password1')];
       await onA.deposit(sessionA, uniqueTxId(), 2_000);
