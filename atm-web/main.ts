@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 
+import { exitOnSignals } from '../runtime/exit-on-signals.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { createProcessRegistry } from '../runtime/metrics.ts';
 import { MAX_ATM_NUMBER, startAtm } from './atm.ts';
@@ -89,21 +90,10 @@ async function main(): Promise<void> {
     metricsRegistry: createProcessRegistry(),
   });
   console.log(`ATM ${atmId} ready at ${atm.url}`);
-  const exit = (code: number): never => {
-    logger.flush();
-    process.exit(code);
-  };
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    atm.close().then(
-      () => exit(0),
-      () => exit(1),
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  exitOnSignals(
+    () => atm.close(),
+    () => logger.flush(),
+  );
 }
 
 main().catch((error: unknown) => {

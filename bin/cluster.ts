@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 
 import { startCluster } from '../cluster/cluster.ts';
+import { exitOnSignals } from '../runtime/exit-on-signals.ts';
 
 const USAGE = 'usage: npm run cluster -- [--data-dir ./data-cluster]';
 
@@ -31,17 +32,7 @@ async function main(): Promise<void> {
       'Ctrl-C stops all of it.',
     ].join('\n'),
   );
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    cluster.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  exitOnSignals(() => cluster.stop());
 }
 
 main().catch((error: unknown) => {

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 
 import { DEFAULT_BCRYPT_COST, startBankServer } from '../server/bank-server.ts';
 import { Terminals } from '../server/terminals.ts';
+import { exitOnSignals } from '../runtime/exit-on-signals.ts';
 import { createLogger } from '../runtime/logger.ts';
 import { createProcessRegistry } from '../runtime/metrics.ts';
 import { formatServiceReport } from '../server/service-report.ts';
@@ -64,26 +65,14 @@ async function main(): Promise<void> {
   if (bank.adminUrl) console.log(`  Operator page: ${bank.adminUrl}/ (also /healthz, /metrics)`);
   console.log(`  Service-time report: kill -USR2 ${process.pid}`);
   console.log('  Press Ctrl-C to stop.\n');
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    atm
-      .close()
-      .then(() => bank.close())
-      .then(
-        () => 0,
-        () => 1,
-      )
-      .then((code) => {
-        bankLogger.flush();
-        atmLogger.flush();
-        process.exit(code);
-      });
-  };
   process.on('SIGUSR2', () => console.log(formatServiceReport(bank.serviceTimes(true))));
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  exitOnSignals(
+    () => atm.close().then(() => bank.close()),
+    () => {
+      bankLogger.flush();
+      atmLogger.flush();
+    },
+  );
 }
 
 main().catch((error: unknown) => {

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 
 import { DEFAULT_BCRYPT_COST, startBankServer, type RunningBank } from '../server/bank-server.ts';
+import { exitOnSignals } from '../runtime/exit-on-signals.ts';
 import { encodeAtmCredential, writeFileDurably } from '../runtime/key-files.ts';
 import { CLI_ATM_ID } from './atm.ts';
 import { exists } from './card-file.ts';
@@ -67,14 +68,4 @@ try {
 print('created');
 log.warn({ dataDir, port: bank.port }, 'bank serving');
 
-let stopping = false;
-const stop = (): void => {
-  if (stopping) return;
-  stopping = true;
-  bank.close().then(
-    () => process.exit(0),
-    () => process.exit(1),
-  );
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+exitOnSignals(() => bank.close());

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 
 import { FRAME_BODY_LIMIT } from '../protocol/frame.ts';
 import { DEFAULT_BCRYPT_COST, DEFAULT_LIMITS, startBankServer, type BankLimits } from './bank-server.ts';
+import { exitOnSignals } from '../runtime/exit-on-signals.ts';
 import { LOG_LEVELS, createLogger, isLogLevel } from '../runtime/logger.ts';
 import { DEFAULT_POOL_OPTIONS, type PoolOptions } from './password-hasher.ts';
 import { formatServiceReport } from './service-report.ts';
@@ -111,29 +112,20 @@ async function main(): Promise<void> {
           metricsRegistry: (await import('../runtime/metrics.ts')).createProcessRegistry(),
         }),
   });
-  const exit = (code: number): never => {
-    logger.flush();
-    process.exit(code);
-  };
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ action: 'shutdown', outcome: signal }, 'finishing in-flight work');
-    reportServiceTimes(false);
-    bank.close().then(
-      () => exit(0),
-      () => exit(1),
-    );
-  };
   // `kill -USR2 <pid>`: print the time requests spent inside the bank since
   // the last report, and start a new window (operators and the benchmark use it).
   const reportServiceTimes = (reset: boolean): void => {
     console.log(formatServiceReport(bank.serviceTimes(reset)));
   };
   process.on('SIGUSR2', () => reportServiceTimes(true));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  exitOnSignals(
+    async (signal) => {
+      logger.info({ action: 'shutdown', outcome: signal }, 'finishing in-flight work');
+      reportServiceTimes(false);
+      await bank.close();
+    },
+    () => logger.flush(),
+  );
   // A stable line tests and scripts can wait for (the port may be ephemeral). Printed only
   // once the signal handlers are in place: a SIGTERM sent on seeing it stops the bank cleanly.
   console.log(`bank listening on ${bank.host}:${bank.port} (pid ${process.pid})`);
