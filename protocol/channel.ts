@@ -251,6 +251,9 @@ export class SecureChannel<In> {
  */
 export function endWithAlert(socket: net.Socket): void {
   if (socket.destroyed) return;
+  // The socket is being given up: a peer that already hung up answers the
+  // alert with a reset, and an 'error' nobody listens for would end the process.
+  socket.on('error', () => socket.destroy());
   socket.end(encodeFrame(FrameType.Alert, Buffer.from(GENERIC_PROTOCOL_FAILURE)));
   // Do not wait for a peer that never reads.
   setTimeout(() => socket.destroy(), ALERT_LINGER_MS).unref();

@@ -138,8 +138,11 @@ export class BankClient {
     try {
       secrets = await performClientHandshake(socket, handshake, reader, options.handshakeTimeoutMs ?? 5_000);
     } catch (error) {
-      // A handshake this end found broken is reported to the bank (and audited there), like later failures.
-      if (error instanceof ProtocolError && error.code !== 'ERR_CONNECTION_CLOSED') endWithAlert(socket);
+      // A handshake this end found broken is reported to the bank (and audited there), like later
+      // failures; the bank's own alert, or a closed connection, needs no answer.
+      const broken =
+        error instanceof ProtocolError && error.code !== 'ERR_CONNECTION_CLOSED' && error.code !== 'ERR_PEER_ALERT';
+      if (broken) endWithAlert(socket);
       else socket.destroy();
       throw error;
     }

@@ -34,6 +34,8 @@ export async function performClientHandshake(
   if (socket.connecting) socket.once('connect', sendHello);
   else sendHello();
   const { secrets, rest } = await drive(socket, reader, timeoutMs, 'bank', (frame) => {
+    // A refused terminal (revoked, unknown) hears an alert; it needs no answer.
+    if (frame.type === FrameType.Alert) throw new ProtocolError('ERR_PEER_ALERT', 'the bank sent an alert');
     if (frame.type !== FrameType.ServerHello) {
       throw new ProtocolError('ERR_HANDSHAKE', 'unexpected frame during handshake');
     }

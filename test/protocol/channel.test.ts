@@ -3,6 +3,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { SecureChannel, type SessionId } from '../../protocol/channel.ts';
+import { BankClient } from '../../protocol/client.ts';
 import { ProtocolError } from '../../protocol/errors.ts';
 import { encodeFrame, FrameType } from '../../protocol/frame.ts';
 import { FrameReader, type ReadResult } from '../../protocol/frame-reader.ts';
@@ -192,6 +193,41 @@ describe('performServerHandshake and performClientHandshake', () => {
     const early = performServerHandshake(second.bank, bankHandshake(2), new FrameReader(4096), 5_000);
     second.atm.write(encodeFrame(FrameType.Record, Buffer.alloc(64)));
     await expect(early).rejects.toMatchObject({ code: 'ERR_PHASE' });
+  });
+});
+
+describe('an ATM the bank refuses during the handshake', () => {
+  /** A bank that answers the first bytes with `reply`, records what comes after, and resets the connection on it. */
+  async function refusingBank(reply: Buffer): Promise<{ atm: net.Socket; after: Buffer[] }> {
+    const { atm, bank } = await socketPair();
+    const after: Buffer[] = [];
+    bank.once('data', () => {
+      bank.write(reply);
+      bank.on('data', (chunk: Buffer) => {
+        after.push(chunk);
+        bank.resetAndDestroy();
+      });
+    });
+    return { atm, after };
+  }
+
+  const connectOver = (socket: net.Socket) =>
+    BankClient.connect({ socket, credential: testCredential(2), handshakeTimeoutMs: 5_000 });
+
+  it("hears the bank's alert as ERR_PEER_ALERT and sends nothing back", async () => {
+    const { atm, after } = await refusingBank(encodeFrame(FrameType.Alert, text('connection terminated')));
+    await expect(connectOver(atm)).rejects.toMatchObject({ code: 'ERR_PEER_ALERT' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(after).toEqual([]);
+  });
+
+  it('alerts a bank that sent something else, and survives the reset that answers it', async () => {
+    const { atm, after } = await refusingBank(encodeFrame(FrameType.Record, Buffer.alloc(64)));
+    await expect(connectOver(atm)).rejects.toMatchObject({ code: 'ERR_HANDSHAKE' });
+    await expect.poll(() => after.length).toBe(1);
+    await expect.poll(() => atm.destroyed).toBe(true);
+    // The socket was given up; a late error on it must not become the process's uncaught exception.
+    expect(() => atm.emit('error', new Error('read ECONNRESET'))).not.toThrow();
   });
 });
 
