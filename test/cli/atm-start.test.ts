@@ -59,4 +59,11 @@ describe('bin/atm launcher', () => {
     });
     expect(run).toEqual({ code: 0, stdout: '{"account":"ted","balance":10.00}\n', stderr: '' });
   });
+
+  it('does not load NODE_EXTRA_CA_CERTS (it opens no TLS connection): no warning for a missing file', async () => {
+    const run = await atm(dir, [...bank.at, '-a', 'ted', '-g'], 30_000, {
+      NODE_EXTRA_CA_CERTS: path.join(dir, 'no-such-bundle.pem'),
+    });
+    expect(run).toEqual({ code: 0, stdout: '{"account":"ted","balance":10.00}\n', stderr: '' });
+  });
 });

@@ -17,10 +17,10 @@ export const BIN_TERMINAL = path.join(ROOT, 'bin', 'terminal');
 
 export type Run = { code: number | null; stdout: string; stderr: string };
 
-/** Runs bin/atm in `cwd`; resolves with what it printed and its exit code. */
-export function atm(cwd: string, args: string[], timeoutMs = 30_000): Promise<Run> {
+/** Runs bin/atm in `cwd` (with `env` added to the environment); resolves with what it printed and its exit code. */
+export function atm(cwd: string, args: string[], timeoutMs = 30_000, env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(BIN_ATM, args, { cwd, timeout: timeoutMs }, (error, stdout, stderr) => {
+    execFile(BIN_ATM, args, { cwd, timeout: timeoutMs, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
       resolve({ code, stdout, stderr });
     });
