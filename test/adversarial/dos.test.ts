@@ -99,8 +99,10 @@ describe('denial of service', () => {
     // timer) and the idle ones would last the 10-minute idle timeout; the slack is
     // for 2,000 sockets' worth of event-loop lag on a busy, shared machine.
     expect(Math.max(...lifetimes)).toBeLessThan(HANDSHAKE_MS + 5_000);
-    expect(rssAfter).toBeLessThan(150);
-    expect(rssAfter - rssBefore).toBeLessThan(80);
+    // What 2,000 sockets open at once cost (kernel buffers aside), about 17 KB each on a
+    // quiet machine (+35 MB), and never the megabytes a frame's claimed length asks for.
+    // The bank's RSS before the attack is not what is tested, so there is no absolute bound.
+    expect(rssAfter - rssBefore, `bank RSS ${rssBefore.toFixed(1)} -> ${rssAfter.toFixed(1)} MB`).toBeLessThan(60);
     const errors = protocolErrors(dataDir);
     expect(errors).toContain('ERR_HANDSHAKE_TIMEOUT');
     expect(errors).toContain('ERR_FRAME_TOO_LARGE');
