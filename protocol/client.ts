@@ -231,24 +231,33 @@ export class BankClient {
     this.expect('watch_audit', await this.request(null, { op: 'watch_audit' }));
   }
 
-  async deposit(
+  deposit(
     session: CustomerSession,
     txId: string,
     amountCents: number,
     context: CallContext = {},
   ): Promise<MoneyResult> {
-    const body = withClient({ op: 'deposit' as const, txId, amountCents }, context);
-    return this.expect('deposit', await this.request(this.sessionOf(session), body));
+    return this.moveMoney('deposit', session, txId, amountCents, context);
   }
 
-  async withdraw(
+  withdraw(
     session: CustomerSession,
     txId: string,
     amountCents: number,
     context: CallContext = {},
   ): Promise<MoneyResult> {
-    const body = withClient({ op: 'withdraw' as const, txId, amountCents }, context);
-    return this.expect('withdraw', await this.request(this.sessionOf(session), body));
+    return this.moveMoney('withdraw', session, txId, amountCents, context);
+  }
+
+  private async moveMoney(
+    op: 'deposit' | 'withdraw',
+    session: CustomerSession,
+    txId: string,
+    amountCents: number,
+    context: CallContext,
+  ): Promise<MoneyResult> {
+    const body = withClient({ op, txId, amountCents }, context);
+    return this.expect(op, await this.request(this.sessionOf(session), body));
   }
 
   async balance(session: CustomerSession, context: CallContext = {}): Promise<number> {

@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 
+import type { BankClient } from '../../protocol/client.ts';
 import { NodePair, SKIP_POSTGRES_REASON } from '../postgres.ts';
 import { spawnEntry } from '../process.ts';
 
@@ -14,6 +15,15 @@ afterEach(() => pair.cleanup());
 
 /** Generous: the signal takes about a second; this only catches "never". */
 const WITHIN_MS = 15_000;
+
+/** How `client`'s link ends within WITHIN_MS (its close code), or 'still connected'. */
+function linkEnd(client: BankClient): Promise<string> {
+  const closed = new Promise<string>((resolve) => client.onClose((reason) => resolve(reason.code)));
+  return Promise.race([
+    closed,
+    new Promise<string>((resolve) => setTimeout(() => resolve('still connected'), WITHIN_MS)),
+  ]);
+}
 
 describe.skipIf(SKIP_POSTGRES_REASON)('signals between bank nodes on one PostgreSQL ledger', () => {
   it(
@@ -26,14 +36,12 @@ describe.skipIf(SKIP_POSTGRES_REASON)('signals between bank nodes on one Postgre
       const atm = await pair.connect(b, 2);
       await atm.ping();
       // The bank ends a revoked terminal's link with an alert.
-      const cut = new Promise<string>((resolve) => atm.onClose((reason) => resolve(reason.code)));
+      const cut = linkEnd(atm);
       // The operator revokes ATM 2 with node A's data directory only.
       const revoke = spawnEntry('server/main.ts', ['revoke-atm', '2', '--data-dir', a.dataDir]);
       expect(await revoke.exited).toBe(0);
       const started = Date.now();
-      await expect(
-        Promise.race([cut, new Promise((resolve) => setTimeout(() => resolve('still connected'), WITHIN_MS))]),
-      ).resolves.toBe('ERR_PEER_ALERT');
+      await expect(cut).resolves.toBe('ERR_PEER_ALERT');
       expect(Date.now() - started).toBeLessThan(WITHIN_MS);
       await expect(pair.connect(b, 2)).rejects.toThrow();
       // Another terminal on B is not affected.
@@ -51,14 +59,12 @@ describe.skipIf(SKIP_POSTGRES_REASON)('signals between bank nodes on one Postgre
       } = await pair.start();
       const atm = await pair.connect(b, 2);
       await atm.ping();
-      const cut = new Promise<string>((resolve) => atm.onClose((reason) => resolve(reason.code)));
+      const cut = linkEnd(atm);
       a.child.kill('SIGKILL');
       const revoke = spawnEntry('server/main.ts', ['revoke-atm', '2', '--data-dir', a.dataDir, '--ledger', url]);
       expect(await revoke.exited).toBe(0);
       expect(revoke.output()).toContain('ATM 2 revoked');
-      await expect(
-        Promise.race([cut, new Promise((resolve) => setTimeout(() => resolve('still connected'), WITHIN_MS))]),
-      ).resolves.toBe('ERR_PEER_ALERT');
+      await expect(cut).resolves.toBe('ERR_PEER_ALERT');
       await expect(pair.connect(b, 2)).rejects.toThrow();
     },
   );
