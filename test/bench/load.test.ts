@@ -1,8 +1,11 @@
 /** The benchmark's own parts, checked small so `npm run bench` cannot rot unnoticed. */
+import { Worker } from 'node:worker_threads';
+
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { closedLoop, openLoop, openSessions, pingOperation } from '../../bench/load.ts';
 import { schedulingGaps } from '../../bench/machine.ts';
+import { cpuSeconds, mainThreadCpuSeconds } from '../../bench/proc.ts';
 import { percentile, summarize } from '../../bench/stats.ts';
 import { formatServiceReport, parseServiceReports } from '../../server/service-report.ts';
 import { auditEvents, startTestBank, type TestBank } from '../helpers.ts';
@@ -24,6 +27,18 @@ describe('bench statistics', () => {
 });
 
 describe('bench readings', () => {
+  it("tells the main thread's CPU from the rest of the process's", async () => {
+    const process0 = cpuSeconds(process.pid);
+    const main0 = mainThreadCpuSeconds(process.pid);
+    // Another thread does a fixed amount of work (about 0.5 s of CPU here) while this one waits.
+    const busy = new Worker("require('node:crypto').pbkdf2Sync('p', 's', 2_000_000, 32, 'sha256')", { eval: true });
+    await new Promise((resolve) => busy.once('exit', resolve));
+    const processUsed = cpuSeconds(process.pid) - process0;
+    const mainUsed = mainThreadCpuSeconds(process.pid) - main0;
+    expect(processUsed).toBeGreaterThan(0.15);
+    expect(mainUsed).toBeLessThan(processUsed / 2);
+  });
+
   it("parses the bank's service-time report back to the numbers it printed", () => {
     const served = { count: 41, p50: 1.25, p99: 7.5, max: 12.125, gc: { pauses: 3, totalMs: 9.5, maxMs: 4.25 } };
     const output = `noise\n${formatServiceReport({ ...served, count: 1 })}\nmore\n${formatServiceReport(served)}\n`;
