@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { Terminals } from '../server/terminals.ts';
 import { waitForOutput, type Spawned } from '../test/process.ts';
 import { closedLoop, openLoop, openSessions } from './load.ts';
-import { cpuSeconds, mainThreadCpuSeconds } from './proc.ts';
+import { cpuSeconds, loadCpuSeconds, mainThreadCpuSeconds } from './proc.ts';
 import { round, summarize } from './stats.ts';
 
 const { values } = parseArgs({
@@ -76,11 +76,13 @@ async function main(): Promise<void> {
     await closedLoop(sessions, 1); // warm up
     const cpu0 = cpuSeconds(pid);
     const main0 = mainThreadCpuSeconds(pid);
+    const load0 = process.cpuUsage();
     const peak = values.rate
       ? await openLoop(sessions, Number(values.rate), seconds)
       : await closedLoop(sessions, seconds);
     const bankCpu = (cpuSeconds(pid) - cpu0) / seconds;
     const mainCpu = (mainThreadCpuSeconds(pid) - main0) / seconds;
+    const loadCpu = loadCpuSeconds(load0) / seconds;
     const latency = summarize(peak.latencies);
     for (const client of new Set(sessions.map((s) => s.client))) client.close();
     const summary = {
@@ -90,12 +92,15 @@ async function main(): Promise<void> {
       bank_cpu_us_per_tx: round((bankCpu * 1e6) / peak.tps, 1),
       // The event loop's share; the rest is mostly the pool threads' fdatasyncs.
       main_thread_us_per_tx: round((mainCpu * 1e6) / peak.tps, 1),
+      // This process plays the ATMs on the same cores: what it takes is not the bank's.
+      load_cpu_us_per_tx: round((loadCpu * 1e6) / peak.tps, 1),
     };
     if (values.json) console.log(JSON.stringify(summary));
     else {
       console.log(
         `${values.rate ? 'open loop' : 'peak'}: ${summary.tps} tps  p99 ${summary.p99_ms} ms  bank CPU ${round(bankCpu * 100, 0)}%  ` +
-          `${summary.bank_cpu_us_per_tx} µs of bank CPU per transaction (${summary.main_thread_us_per_tx} on its main thread)`,
+          `${summary.bank_cpu_us_per_tx} µs of bank CPU per transaction (${summary.main_thread_us_per_tx} on its main thread); ` +
+          `the load generator ${summary.load_cpu_us_per_tx} µs`,
       );
     }
   } finally {

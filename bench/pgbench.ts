@@ -1,25 +1,23 @@
 /**
- * PostgreSQL's pgbench TPC-B-like run on a throwaway cluster: initdb in a
- * temp dir, a free port, synchronous_commit=on, `pgbench -c 8 -j 2`.
+ * PostgreSQL's pgbench TPC-B-like workload on a throwaway cluster: initdb in
+ * a temp dir, a free port, synchronous_commit=on, `pgbench -c 8 -j 2`. The
+ * cluster stays up between runs, so the bench can alternate pgbench with its
+ * own peak phase and compare rounds taken side by side (`bench/run.ts`).
  * PostgreSQL refuses to run as root, so as root it runs as `postgres`.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 
 const BIN = '/usr/lib/postgresql/15/bin';
 
-export type PgbenchResult = {
-  tps: number;
-  latencyMs: number;
-  scale: number;
-  clients: number;
-  seconds: number;
-  /** The same workload throttled to half the peak rate: its latency percentiles (from pgbench -l). */
-  half: { tps: number; p50Ms: number; p99Ms: number };
-};
+export type PgbenchRun = { tps: number; latencyMs: number };
+
+/** The workload throttled to a fixed rate: its latency percentiles, from pgbench -l. */
+export type PgbenchThrottled = { tps: number; p50Ms: number; p99Ms: number };
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -35,84 +33,128 @@ export function pgbenchAvailable(): boolean {
   return fs.existsSync(path.join(BIN, 'pgbench'));
 }
 
-export async function runPgbench(options: {
-  seconds: number;
-  clients?: number;
-  threads?: number;
-  scale?: number;
-}): Promise<PgbenchResult> {
-  const clients = options.clients ?? 8;
-  const threads = options.threads ?? 2;
-  const scale = options.scale ?? 10;
-  const asRoot = process.getuid?.() === 0;
-  const run = (command: string, args: string[]): string => {
-    const [file, argv] = asRoot
-      ? ['runuser', ['-u', 'postgres', '--', path.join(BIN, command), ...args]]
-      : [path.join(BIN, command), args];
-    return execFileSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  };
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atm-pgbench-'));
-  if (asRoot) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
-    fs.chownSync(dir, uid, gid);
+function commandLine(command: string, args: string[]): [string, string[]] {
+  return process.getuid?.() === 0
+    ? ['runuser', ['-u', 'postgres', '--', path.join(BIN, command), ...args]]
+    : [path.join(BIN, command), args];
+}
+
+function runAs(command: string, args: string[]): string {
+  const [file, argv] = commandLine(command, args);
+  return execFileSync(file, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+const execFileAsync = promisify(execFile);
+
+/** pgbench runs for many seconds: asynchronously, so the bench keeps serving its own connections meanwhile. */
+async function runAsAsync(command: string, args: string[]): Promise<string> {
+  const [file, argv] = commandLine(command, args);
+  return (await execFileAsync(file, argv, { encoding: 'utf8' })).stdout;
+}
+
+export class PgbenchCluster {
+  private constructor(
+    private readonly dir: string,
+    private readonly connection: string[],
+    readonly scale: number,
+    readonly clients: number,
+    readonly threads: number,
+  ) {}
+
+  /** initdb, start, and `pgbench -i` at `scale`; the caller must `stop()`. */
+  static async start(options: { scale?: number; clients?: number; threads?: number } = {}): Promise<PgbenchCluster> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atm-pgbench-'));
+    if (process.getuid?.() === 0) {
+      const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+      const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+      fs.chownSync(dir, uid, gid);
+    }
+    const port = await freePort();
+    const cluster = new PgbenchCluster(
+      dir,
+      ['-h', dir, '-p', String(port), '-U', 'postgres'],
+      options.scale ?? 10,
+      options.clients ?? 8,
+      options.threads ?? 2,
+    );
+    try {
+      runAs('initdb', ['-D', cluster.data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+      runAs('pg_ctl', [
+        '-D',
+        cluster.data,
+        '-l',
+        path.join(dir, 'server.log'),
+        '-w',
+        'start',
+        '-o',
+        `-p ${port} -k ${dir} -c listen_addresses='' -c synchronous_commit=on -c fsync=on -c shared_buffers=128MB`,
+      ]);
+      runAs('pgbench', [...cluster.connection, '-i', '-q', '-s', String(cluster.scale), 'postgres']);
+      await cluster.checkpoint();
+    } catch (error) {
+      cluster.stop();
+      throw error;
+    }
+    return cluster;
   }
-  const data = path.join(dir, 'data');
-  const port = await freePort();
-  try {
-    run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
-    run('pg_ctl', [
-      '-D',
-      data,
-      '-l',
-      path.join(dir, 'server.log'),
-      '-w',
-      'start',
-      '-o',
-      `-p ${port} -k ${dir} -c listen_addresses='' -c synchronous_commit=on -c fsync=on -c shared_buffers=128MB`,
-    ]);
-    const connection = ['-h', dir, '-p', String(port), '-U', 'postgres'];
-    run('pgbench', [...connection, '-i', '-q', '-s', String(scale), 'postgres']);
-    // The TPC-B-like run: 8 clients, 2 threads, for the same time as our phases.
-    const workload = [...connection, '-c', String(clients), '-j', String(threads), '-T', String(options.seconds)];
-    const output = run('pgbench', [...workload, 'postgres']);
-    const tps = Number(/tps = ([0-9.]+)/.exec(output)?.[1] ?? 'NaN');
-    const latencyMs = Number(/latency average = ([0-9.]+) ms/.exec(output)?.[1] ?? 'NaN');
-    // Throttled to half its peak (-R schedules transactions, so latency counts from the schedule).
-    const logPrefix = path.join(dir, 'half');
-    const halfOutput = run('pgbench', [
-      ...workload,
+
+  private get data(): string {
+    return path.join(this.dir, 'data');
+  }
+
+  private workload(seconds: number): string[] {
+    return [...this.connection, '-c', String(this.clients), '-j', String(this.threads), '-T', String(seconds)];
+  }
+
+  /**
+   * Writes out PostgreSQL's dirty pages now, so the checkpointer does not do
+   * it later while the bank is being measured: our ledger's own checkpoints
+   * happen inside its rounds, so each system pays for its own.
+   */
+  private async checkpoint(): Promise<void> {
+    await runAsAsync('psql', [...this.connection, '-q', '-c', 'CHECKPOINT', 'postgres']);
+  }
+
+  /** The TPC-B-like run at full speed for `seconds` (whole seconds, as pgbench -T takes). */
+  async run(seconds: number): Promise<PgbenchRun> {
+    const output = await runAsAsync('pgbench', [...this.workload(Math.max(1, Math.round(seconds))), 'postgres']);
+    await this.checkpoint();
+    return {
+      tps: Number(/tps = ([0-9.]+)/.exec(output)?.[1] ?? 'NaN'),
+      latencyMs: Number(/latency average = ([0-9.]+) ms/.exec(output)?.[1] ?? 'NaN'),
+    };
+  }
+
+  /** The same workload scheduled at `rate` a second (-R, so latency counts from the schedule). */
+  async runThrottled(seconds: number, rate: number): Promise<PgbenchThrottled> {
+    const logDir = fs.mkdtempSync(path.join(this.dir, 'log-'));
+    if (process.getuid?.() === 0) fs.chmodSync(logDir, 0o777);
+    const output = await runAsAsync('pgbench', [
+      ...this.workload(Math.max(1, Math.round(seconds))),
       '-R',
-      String(Math.max(1, Math.round(tps / 2))),
+      String(Math.max(1, Math.round(rate))),
       '-l',
       '--log-prefix',
-      logPrefix,
+      path.join(logDir, 'half'),
       'postgres',
     ]);
     const latencies = fs
-      .readdirSync(dir)
-      .filter((name) => name.startsWith('half'))
-      .flatMap((name) => fs.readFileSync(path.join(dir, name), 'utf8').trim().split('\n'))
+      .readdirSync(logDir)
+      .flatMap((name) => fs.readFileSync(path.join(logDir, name), 'utf8').trim().split('\n'))
       .map((line) => Number(line.split(' ')[2]) / 1000 + Number(line.split(' ')[6] ?? 0) / 1000)
       .filter((value) => Number.isFinite(value))
       .sort((a, b) => a - b);
     const at = (q: number): number =>
       latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
-    const halfTps = Number(/tps = ([0-9.]+)/.exec(halfOutput)?.[1] ?? 'NaN');
-    return {
-      tps,
-      latencyMs,
-      scale,
-      clients,
-      seconds: options.seconds,
-      half: { tps: halfTps, p50Ms: at(0.5), p99Ms: at(0.99) },
-    };
-  } finally {
+    return { tps: Number(/tps = ([0-9.]+)/.exec(output)?.[1] ?? 'NaN'), p50Ms: at(0.5), p99Ms: at(0.99) };
+  }
+
+  stop(): void {
     try {
-      run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+      runAs('pg_ctl', ['-D', this.data, '-m', 'fast', '-w', 'stop']);
     } catch {
       // Already stopped, or never started.
     }
-    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -27,3 +27,9 @@ function statCpuSeconds(file: string): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
+
+/** This process's CPU seconds (all threads) since `since`: the load generator's own share of the machine. */
+export function loadCpuSeconds(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1e6;
+}
