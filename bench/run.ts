@@ -33,7 +33,7 @@ import {
 import { ATM_START_TARGET_MS, cliStartFields, measureCliStart } from './cli-start.ts';
 import { schedulingGaps } from './machine.ts';
 import { PgbenchCluster, pgbenchAvailable, type PgbenchRun, type PgbenchThrottled } from './pgbench.ts';
-import { runPostgresBench, type PostgresBench } from './postgres.ts';
+import { runPostgresBench, type PostgresBench, type PostgresPhase } from './postgres.ts';
 import { cpuSeconds, loadCpuSeconds, mainThreadCpuSeconds, memoryMb } from './proc.ts';
 import { median, round, summarize } from './stats.ts';
 import { postLoop, signInUsers } from './web.ts';
@@ -364,11 +364,12 @@ async function main(): Promise<void> {
   if (pgbenchAvailable()) {
     onPostgres = await runPostgresBench({ seconds, connections, sessionsEach });
     const { oneNode, twoNodes } = onPostgres;
-    log(
-      `PostgreSQL ledger, one node: ${round(oneNode.tps, 0)} tps (p99 ${round(oneNode.p99Ms)} ms), ` +
-        `${round(oneNode.tps / pgbenchTps)}x pgbench; two nodes: ${round(twoNodes.tps, 0)} tps ` +
-        `(p99 ${round(twoNodes.p99Ms)} ms), ${round(twoNodes.tps / pgbenchTps)}x pgbench`,
-    );
+    const describe = (phase: PostgresPhase): string =>
+      `${round(phase.tps, 0)} tps (p99 ${round(phase.p99Ms)} ms), ${round(phase.tps / pgbenchTps)}x pgbench; ` +
+      `CPU per transaction: bank ${round(phase.nodeCpuUsPerTx, 0)} µs, PostgreSQL ${round(phase.postgresCpuUsPerTx, 0)} µs, ` +
+      `load generator ${round(phase.loadCpuUsPerTx, 0)} µs; ${round(phase.groupSize, 1)} requests per group commit`;
+    log(`PostgreSQL ledger, one node: ${describe(oneNode)}`);
+    log(`PostgreSQL ledger, two nodes: ${describe(twoNodes)}`);
   }
   fs.rmSync(dataDir, { recursive: true, force: true });
 
@@ -405,6 +406,22 @@ async function main(): Promise<void> {
         pg_one_node_p99_ms: onPostgres ? round(onPostgres.oneNode.p99Ms, 3) : null,
         pg_two_nodes_tps: onPostgres ? round(onPostgres.twoNodes.tps, 1) : null,
         pg_two_nodes_p99_ms: onPostgres ? round(onPostgres.twoNodes.p99Ms, 3) : null,
+        pg_one_node_cpu_us_per_tx: onPostgres
+          ? {
+              bank: round(onPostgres.oneNode.nodeCpuUsPerTx, 1),
+              postgres: round(onPostgres.oneNode.postgresCpuUsPerTx, 1),
+              load: round(onPostgres.oneNode.loadCpuUsPerTx, 1),
+            }
+          : null,
+        pg_one_node_group_size: onPostgres ? round(onPostgres.oneNode.groupSize, 2) : null,
+        pg_two_nodes_cpu_us_per_tx: onPostgres
+          ? {
+              bank: round(onPostgres.twoNodes.nodeCpuUsPerTx, 1),
+              postgres: round(onPostgres.twoNodes.postgresCpuUsPerTx, 1),
+              load: round(onPostgres.twoNodes.loadCpuUsPerTx, 1),
+            }
+          : null,
+        pg_two_nodes_group_size: onPostgres ? round(onPostgres.twoNodes.groupSize, 2) : null,
         http_rps: round(atmRps, 1),
         bare_http_rps: round(bareRps, 1),
         http_ratio: round(httpRatio, 3),
