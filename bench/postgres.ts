@@ -17,7 +17,7 @@ import { startLocalPostgres, stopLocalPostgres } from '../cluster/local-postgres
 import { Terminals } from '../server/terminals.ts';
 import { spawnEntry, waitForOutput } from '../test/process.ts';
 import { closedLoop, openSessions, type Session } from './load.ts';
-import { cpuSeconds, loadCpuSeconds } from './proc.ts';
+import { cpuSeconds, loadCpuSeconds, processTreeCpuSeconds } from './proc.ts';
 import { summarize } from './stats.ts';
 
 /** One phase: throughput, tail, and the CPU per transaction of each party on the machine. */
@@ -70,19 +70,7 @@ async function groups(nodes: Node[]): Promise<{ count: number; requests: number 
 
 /** CPU seconds of the postmaster and every process it started (backends, WAL writer, checkpointer...). */
 function postgresCpuSeconds(pgdata: string): number {
-  const postmaster = Number(fs.readFileSync(path.join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  let total = cpuSeconds(postmaster);
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (parent === postmaster) total += cpuSeconds(Number(entry));
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return total;
+  return processTreeCpuSeconds(Number(fs.readFileSync(path.join(pgdata, 'postmaster.pid'), 'utf8').split('\n')[0]));
 }
 
 function stop(child: ChildProcess): Promise<void> {

@@ -22,9 +22,35 @@ export function mainThreadCpuSeconds(pid: number): number {
   return statCpuSeconds(`/proc/${pid}/task/${pid}/stat`);
 }
 
-function statCpuSeconds(file: string): number {
+/**
+ * CPU seconds of a process and all its children, those still running and
+ * those it has reaped (cutime and cstime): a sum over the live children
+ * alone would drop a child that exits between two readings, with all the
+ * CPU it ever used (PostgreSQL's postmaster and its backends).
+ */
+export function processTreeCpuSeconds(pid: number): number {
+  const fields = statFields(`/proc/${pid}/stat`);
+  let total = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const child = statFields(`/proc/${entry}/stat`);
+      if (Number(child[1]) === pid) total += (Number(child[11]) + Number(child[12])) / CLOCK_TICKS;
+    } catch {
+      // The process ended while we looked; its parent's cutime will hold it.
+    }
+  }
+  return total;
+}
+
+/** The fields of /proc/PID/stat after the command name, from the state (field 3) on. */
+function statFields(file: string): string[] {
   const stat = fs.readFileSync(file, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+function statCpuSeconds(file: string): number {
+  const fields = statFields(file);
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 

@@ -1,11 +1,12 @@
 /** The benchmark's own parts, checked small so `npm run bench` cannot rot unnoticed. */
+import { spawn } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { closedLoop, openLoop, openSessions, pingOperation } from '../../bench/load.ts';
 import { schedulingGaps } from '../../bench/machine.ts';
-import { cpuSeconds, mainThreadCpuSeconds } from '../../bench/proc.ts';
+import { cpuSeconds, mainThreadCpuSeconds, processTreeCpuSeconds } from '../../bench/proc.ts';
 import { percentile, summarize } from '../../bench/stats.ts';
 import { formatServiceReport, parseServiceReports } from '../../server/service-report.ts';
 import { auditEvents, startTestBank, type TestBank } from '../helpers.ts';
@@ -37,6 +38,42 @@ describe('bench readings', () => {
     const mainUsed = mainThreadCpuSeconds(process.pid) - main0;
     expect(processUsed).toBeGreaterThan(0.15);
     expect(mainUsed).toBeLessThan(processUsed / 2);
+  });
+
+  it('keeps the CPU of a child that exited between two readings of a process tree', async () => {
+    // A parent that, when asked, runs a busy child (about 0.5 s of CPU here) to its end and reaps it,
+    // as PostgreSQL's postmaster does with a backend whose connection closed mid-phase.
+    const parent = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const { spawn } = require('node:child_process');
+         process.stdin.once('data', () => {
+           const busy = "require('node:crypto').pbkdf2Sync('p', 's', 2000000, 32, 'sha256')";
+           spawn(process.execPath, ['-e', busy]).on('exit', () => process.stdout.write('reaped'));
+         });
+         process.stdout.write('ready');`,
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    const said = (word: string): Promise<void> =>
+      new Promise((resolve) =>
+        parent.stdout.on('data', (chunk: Buffer) => chunk.toString().includes(word) && resolve()),
+      );
+    try {
+      await said('ready');
+      const pid = parent.pid ?? 0;
+      const tree0 = processTreeCpuSeconds(pid);
+      const own0 = cpuSeconds(pid);
+      const reaped = said('reaped');
+      parent.stdin.write('go\n');
+      await reaped;
+      const treeUsed = processTreeCpuSeconds(pid) - tree0;
+      expect(treeUsed).toBeGreaterThan(0.15);
+      expect(cpuSeconds(pid) - own0).toBeLessThan(treeUsed / 2);
+    } finally {
+      parent.kill();
+    }
   });
 
   it("parses the bank's service-time report back to the numbers it printed", () => {
