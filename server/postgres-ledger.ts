@@ -11,7 +11,10 @@
  * exist; the node's audit files get the same lines as `audited-commit.ts`
  * says. Audit events that belong to no money request (logins, protocol
  * failures) join the next group too, which keeps this node's chain in one
- * order. One group is in flight per node at a time.
+ * order. One group at a time is between BEGIN and COMMIT on a node; the
+ * next one starts as soon as COMMIT returns, while the last group's lines
+ * are still being synced to the node's files (its members are answered only
+ * once they are).
  *
  * Concurrency between nodes: explicit row locks, not SERIALIZABLE. A group
  * locks its accounts with `SELECT ... FOR UPDATE` in id order, then reads
@@ -155,6 +158,9 @@ function toAccount(row: AccountRow): Account {
   };
 }
 
+/** A group whose COMMIT returned: its audit lines' sync, and how to answer its members once that is done. */
+type CommittedGroup = { durable: Promise<void>; answer: () => void };
+
 function errorCode(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
 }
@@ -174,7 +180,10 @@ export class PostgresLedger implements Ledger {
   readonly audit: AuditSink;
   private queue: Item[] = [];
   private pendingEvents = batch();
+  /** The group between BEGIN and COMMIT, if any: one at a time per node. */
   private inFlight: Promise<void> | null = null;
+  /** Resolves once every group started so far has committed and synced its lines, or failed. */
+  private settled: Promise<void> = Promise.resolve();
   private scheduled = false;
   /** This node's chain head as last committed; null when it must be read again. */
   private chain: ChainPosition | null = null;
@@ -203,7 +212,7 @@ export class PostgresLedger implements Ledger {
       },
       flush: () => {
         if (this.pendingEvents.events.length > 0) return this.pendingEvents.done;
-        return this.inFlight ?? Promise.resolve();
+        return this.settled;
       },
     };
   }
@@ -362,6 +371,7 @@ export class PostgresLedger implements Ledger {
       if (!this.inFlight && !this.scheduled) this.schedule();
       await (this.inFlight ?? new Promise((resolve) => setImmediate(resolve))).catch(() => undefined);
     }
+    await this.settled;
     this.closed = true;
     await this.pool.end();
   }
@@ -395,26 +405,41 @@ export class PostgresLedger implements Ledger {
       return;
     }
     this.groups += 1;
-    const group = this.commitWithRetries(items, events.events).then(
-      (settle) => {
+    const committed = this.commitWithRetries(items, events.events);
+    // Settled once the group's lines are on disk too, or it failed; never rejects.
+    const settled = committed
+      .then(async ({ durable, answer }) => {
+        await durable;
         // Groups of audit events alone settle no request: not counted, as SQLite has none.
         if (items.length > 0) this.options.committedGroup?.(items.length);
         events.settle();
-        settle();
-      },
-      (error: unknown) => {
+        answer();
+      })
+      .catch((error: unknown) => {
         events.settle(error);
         for (const item of items) item.reject(error);
-      },
-    );
-    this.inFlight = group.finally(() => {
-      this.inFlight = null;
-      if (this.queue.length > 0 || this.pendingEvents.events.length > 0) this.schedule();
-    });
+      });
+    // Earlier groups may still be syncing their lines: `settled` covers them all.
+    this.settled = Promise.all([this.settled, settled]).then(() => undefined);
+    // The next group may start once this one's COMMIT returned (or failed), while
+    // the audit files still sync: their members are answered only after that.
+    this.inFlight = committed
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => {
+        this.inFlight = null;
+        if (this.queue.length > 0 || this.pendingEvents.events.length > 0) this.schedule();
+      });
   }
 
-  /** Commits the group, retrying what PostgreSQL says may be retried; returns how to answer its members. */
-  private async commitWithRetries(items: Item[], events: AuditEvent[]): Promise<() => void> {
+  /**
+   * Commits the group, retrying what PostgreSQL says may be retried. Returns
+   * once COMMIT did, with the sync of the group's audit lines under way
+   * (`durable`) and how to answer its members once it is done.
+   */
+  private async commitWithRetries(items: Item[], events: AuditEvent[]): Promise<CommittedGroup> {
     for (let attempt = 1; ; attempt += 1) {
       try {
         return await this.commitOnce(items, events);
@@ -427,7 +452,7 @@ export class PostgresLedger implements Ledger {
     }
   }
 
-  private async commitOnce(items: Item[], given: AuditEvent[]): Promise<() => void> {
+  private async commitOnce(items: Item[], given: AuditEvent[]): Promise<CommittedGroup> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
@@ -443,9 +468,9 @@ export class PostgresLedger implements Ledger {
         }
         await client.query('COMMIT');
         this.chain = decided.chain;
-        // COMMIT returned, so the database has it (synchronous_commit); the files still sync.
-        await this.options.audited.durable(Promise.resolve());
-        return decided.answer;
+        // COMMIT returned, so the database has it (synchronous_commit); the files still sync,
+        // and the group is no longer retried or rolled back whatever that sync says.
+        return { durable: this.options.audited.durable(Promise.resolve()), answer: decided.answer };
       } catch (error) {
         this.chain = null;
         this.logId = (this.options.random ?? secureRandom)(LOG_ID_BYTES);

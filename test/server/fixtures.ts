@@ -35,6 +35,7 @@ export class TestAuditLog implements GroupAuditLog, AuditSink {
   rollbacks = 0;
   failWith: Error | null = null;
   private staged: AuditEvent[] = [];
+  private held: Promise<void> | null = null;
 
   stage(event: AuditEvent): void {
     this.staged.push(event);
@@ -58,7 +59,17 @@ export class TestAuditLog implements GroupAuditLog, AuditSink {
   }
 
   flush(): Promise<void> {
-    return Promise.resolve();
+    return this.held ?? Promise.resolve();
+  }
+
+  /** Holds every sync asked for from now on until the returned function is called (a slow disk). */
+  holdFlushes(): () => void {
+    let release = (): void => {};
+    this.held = new Promise((resolve) => (release = resolve));
+    return () => {
+      this.held = null;
+      release();
+    };
   }
 
   get events(): AuditEvent[] {

@@ -126,6 +126,43 @@ describe.skipIf(SKIP_POSTGRES_REASON)('PostgresLedger', () => {
     expect(await ledger.balance(accountId)).toBe(300);
   });
 
+  it('starts the next group once COMMIT returns, while the audit files still sync, and answers neither before its sync', async () => {
+    const files = new TestAuditLog();
+    const ledger = await node('node-a', files);
+    const accountId = (await ledger.createAccount('grace', 'hash', at))?.id ?? 0;
+    const answered: string[] = [];
+    const deposit = (txId: string): Promise<void> =>
+      ledger
+        .applyMoney({ accountId, txId, kind: 'deposit', amountCents: 100, at }, decideMoney, () => event(txId))
+        .then(() => void answered.push(txId));
+    const committed = async (txId: string): Promise<void> => {
+      for (let i = 0; i < 200; i += 1) {
+        const rows = await queryRows(database!.url, 'SELECT 1 FROM journal WHERE tx_id = $1', [txId]);
+        if (rows.length > 0) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      throw new Error(`${txId} never committed`);
+    };
+    const release = files.holdFlushes();
+    try {
+      const first = deposit('tx-1');
+      await committed('tx-1');
+      // tx-1's lines are still syncing: the next group commits anyway.
+      const second = deposit('tx-2');
+      await committed('tx-2');
+      let flushed = false;
+      const flush = ledger.audit.flush().then(() => (flushed = true));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(answered).toEqual([]);
+      expect(flushed).toBe(false);
+      release();
+      await Promise.all([first, second, flush]);
+    } finally {
+      release();
+    }
+    expect(answered).toEqual(['tx-1', 'tx-2']);
+  });
+
   it('continues a node chain after a restart and keeps each node on its own chain', async () => {
     const first = await node('node-a');
     first.audit.write(event('one'));
