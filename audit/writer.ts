@@ -231,6 +231,12 @@ function* linesBackward(fd: number, end: number, chunkBytes = 1 << 20): Generato
   if (carry.length > 0) yield carry.toString('utf8', 0, carry.length - 1);
 }
 
+/** Where the files stood before and after one `writeStaged`. */
+export type WriteMark = {
+  readonly before: { plain: number; encrypted: number; position: ChainPosition };
+  readonly after: { plain: number; encrypted: number };
+};
+
 export type AuditWriterOptions = { random?: RandomSource };
 
 export class AuditWriter implements AuditSink {
@@ -242,6 +248,8 @@ export class AuditWriter implements AuditSink {
   private logId: Buffer;
   /** Lines sealed but not yet written, and the chain position after them. */
   private staged: { plain: string[]; encrypted: string[]; position: ChainPosition };
+  /** The last `writeStaged`, which alone may be taken back. */
+  private lastWrite: WriteMark | null = null;
 
   private constructor(
     private readonly keys: AuditKeys,
@@ -352,10 +360,15 @@ export class AuditWriter implements AuditSink {
     this.staged.position = sealed.next;
   }
 
-  /** Writes every staged line to both files, or throws leaving both files as they were. */
-  writeStaged(): void {
+  /**
+   * Writes every staged line to both files, or throws leaving both files as
+   * they were. Returns a mark `retractWrite` can take these lines back with
+   * (null when nothing was staged).
+   */
+  writeStaged(): WriteMark | null {
     const { plain, encrypted, position } = this.staged;
-    if (plain.length === 0) return;
+    if (plain.length === 0) return null;
+    const before = this.position;
     this.staged = { plain: [], encrypted: [], position: this.position };
     const sizes = { plain: this.plain.size, encrypted: this.encrypted.size };
     try {
@@ -371,6 +384,33 @@ export class AuditWriter implements AuditSink {
     this.position = position;
     this.staged.position = position;
     this.durability.wrote();
+    this.lastWrite = {
+      before: { ...sizes, position: before },
+      after: { plain: this.plain.size, encrypted: this.encrypted.size },
+    };
+    return this.lastWrite;
+  }
+
+  /**
+   * Takes back the lines `mark` names, for a group whose transaction did not
+   * commit after they were written (a COMMIT the database refused), so the
+   * files never record what did not happen. Refuses (returns false) unless
+   * they are still the last lines written, and no sync has covered them yet
+   * (a checkpoint may already vouch for lines a sync covered).
+   */
+  retractWrite(mark: WriteMark): boolean {
+    const last = this.lastWrite;
+    if (last !== mark) return false;
+    this.lastWrite = null;
+    if (this.plain.size !== last.after.plain || this.encrypted.size !== last.after.encrypted) return false;
+    if (this.durable.lineNumber > last.before.position.lineNumber) return false;
+    truncate(this.plain, last.before.plain);
+    truncate(this.encrypted, last.before.encrypted);
+    this.position = last.before.position;
+    this.staged = { plain: [], encrypted: [], position: this.position };
+    // Those line numbers will be sealed again with other events: never under the same subkey and nonce.
+    this.logId = this.random(LOG_ID_BYTES);
+    return true;
   }
 
   /** Forgets staged lines whose transaction did not commit. */

@@ -5,7 +5,7 @@
  * knows whether the log is failing right now, for the health check.
  */
 import type { AuditEvent } from '../audit/event.ts';
-import type { AuditSink } from '../audit/writer.ts';
+import type { AuditSink, WriteMark } from '../audit/writer.ts';
 import type { GroupAuditLog } from './audited-commit.ts';
 
 /** The audit writer as the bank and a group commit use it. */
@@ -42,8 +42,17 @@ export class AuditTap implements GroupAuditSink {
     this.settle(() => this.inner.write(event));
   }
 
-  writeStaged(): void {
-    this.settle(() => this.inner.writeStaged());
+  writeStaged(): WriteMark | null {
+    let mark: WriteMark | null = null;
+    this.settle(() => {
+      mark = this.inner.writeStaged();
+    });
+    return mark;
+  }
+
+  /** The console and metrics have already counted these lines; the files will not keep them. */
+  retractWrite(mark: WriteMark): boolean {
+    return this.inner.retractWrite(mark);
   }
 
   discardStaged(): void {

@@ -8,7 +8,10 @@
  *      file. If that throws, the ledger rolls the whole group back, so no
  *      movement commits unlogged.
  *   2. `afterRollback()`: lines prepared for a group that did not commit are
- *      forgotten, so nothing is logged that did not commit.
+ *      forgotten, and lines already written for it are taken back out of the
+ *      files, so nothing is logged that did not commit. When the ledger
+ *      cannot know whether its COMMIT took effect (the connection died
+ *      under it), it says so and the lines stay.
  *   3. `durable(storeSynced)`, right after the commit: resolves once both the
  *      store's commit and the lines are on disk (their syncs run side by
  *      side). A ledger answers a group's members only after that.
@@ -18,13 +21,16 @@
  * means both are durable.
  */
 import type { AuditEvent } from '../audit/event.ts';
-import type { AuditWriter } from '../audit/writer.ts';
+import type { AuditWriter, WriteMark } from '../audit/writer.ts';
 import type { KeyedAuditHead } from './ledger.ts';
 
 /** The part of the audit log a group commit uses (`AuditWriter`; tests pass a fake). */
-export type GroupAuditLog = Pick<AuditWriter, 'stage' | 'writeStaged' | 'discardStaged' | 'flush'>;
+export type GroupAuditLog = Pick<AuditWriter, 'stage' | 'writeStaged' | 'discardStaged' | 'retractWrite' | 'flush'>;
 
 export class AuditedCommit {
+  /** The lines the current group wrote, until it committed or rolled back. */
+  private written: WriteMark | null = null;
+
   /**
    * `keyedHead` gives the log's chain head after the lines just written, with
    * its MAC (`audit-continuity.ts`); a ledger stores it in the group's
@@ -41,16 +47,24 @@ export class AuditedCommit {
    */
   beforeCommit(events: readonly AuditEvent[]): KeyedAuditHead | null {
     for (const event of events) this.log.stage(event);
-    this.log.writeStaged();
+    this.written = this.log.writeStaged();
     return this.keyedHead?.() ?? null;
   }
 
-  afterRollback(): void {
+  /**
+   * The group did not commit: its lines go. `outcome: 'unknown'` when the
+   * ledger sent COMMIT and lost the answer: the lines stay, since the group
+   * may have committed (a chain that then repeats line numbers shows it).
+   */
+  afterRollback(outcome: 'rolled-back' | 'unknown' = 'rolled-back'): void {
     this.log.discardStaged();
+    if (this.written && outcome === 'rolled-back') this.log.retractWrite(this.written);
+    this.written = null;
   }
 
   /** Resolves once the committed group and its lines are both on disk. */
   async durable(storeSynced: Promise<unknown>): Promise<void> {
+    this.written = null;
     await Promise.all([storeSynced, this.log.flush()]);
   }
 }

@@ -161,6 +161,9 @@ function toAccount(row: AccountRow): Account {
 /** A group whose COMMIT returned: its audit lines' sync, and how to answer its members once that is done. */
 type CommittedGroup = { durable: Promise<void>; answer: () => void };
 
+/** A PostgreSQL error code: five digits or upper-case letters (a Node socket error's code is longer). */
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+
 function errorCode(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
 }
@@ -455,6 +458,7 @@ export class PostgresLedger implements Ledger {
   private async commitOnce(items: Item[], given: AuditEvent[]): Promise<CommittedGroup> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
+    let commitSent = false;
     try {
       await client.query('BEGIN');
       try {
@@ -466,6 +470,7 @@ export class PostgresLedger implements Ledger {
         if (head && decided.movedMoney) {
           await client.query(STORE_HEAD, [this.options.nodeId, head.lineNumber, head.chainHash, head.mac]);
         }
+        commitSent = true;
         await client.query('COMMIT');
         this.chain = decided.chain;
         // COMMIT returned, so the database has it (synchronous_commit); the files still sync,
@@ -477,7 +482,11 @@ export class PostgresLedger implements Ledger {
         await client.query('ROLLBACK').catch((rollbackError: unknown) => {
           broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
         });
-        this.options.audited.afterRollback();
+        // An error PostgreSQL sent (a SQLSTATE) means the transaction is gone, COMMIT
+        // included: the files must not keep its lines. A COMMIT whose answer never came
+        // (the connection died) may have taken effect: its lines stay.
+        const refused = !commitSent || SQLSTATE.test(errorCode(error) ?? '');
+        this.options.audited.afterRollback(refused ? 'rolled-back' : 'unknown');
         throw error;
       }
     } finally {

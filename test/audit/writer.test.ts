@@ -48,4 +48,36 @@ describe('AuditWriter', () => {
     await writer.close();
     expect(verifyLogText(key, fs.readFileSync(file, 'utf8')).entries).toHaveLength(3);
   });
+
+  it('takes back the last write of a group that did not commit, and nothing a sync already covered', async () => {
+    const { dataDir, key, file } = await writeLog(2);
+    const { writer } = AuditWriter.open(dataDir, key, fixedRandom(7));
+    const kept = writer.head;
+    const plainBefore = fs.readFileSync(auditPaths(dataDir).plain, 'utf8');
+    writer.stage(event(3));
+    writer.stage(event(4));
+    const mark = writer.writeStaged();
+    expect(mark).not.toBeNull();
+    expect(writer.retractWrite(mark!)).toBe(true);
+    expect(writer.head).toEqual(kept);
+    expect(fs.readFileSync(auditPaths(dataDir).plain, 'utf8')).toBe(plainBefore);
+    // Only once: the mark is spent.
+    expect(writer.retractWrite(mark!)).toBe(false);
+    // The chain goes on from line 2, and the file verifies.
+    writer.stage(event(3));
+    const synced = writer.writeStaged();
+    await writer.flush();
+    // A sync covered these lines, so a checkpoint may already vouch for them: they stay.
+    expect(writer.retractWrite(synced!)).toBe(false);
+    // An older mark is refused once another write came after it.
+    writer.stage(event(4));
+    const older = writer.writeStaged();
+    writer.write(event(5));
+    expect(writer.retractWrite(older!)).toBe(false);
+    await writer.flush();
+    await writer.close();
+    const log = verifyLogText(key, fs.readFileSync(file, 'utf8'));
+    expect(log.firstBad).toBeNull();
+    expect(log.entries).toHaveLength(5);
+  });
 });

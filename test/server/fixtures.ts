@@ -5,7 +5,8 @@
  * SQLite or bcrypt.
  */
 import type { AuditEvent } from '../../audit/event.ts';
-import type { AuditSink } from '../../audit/writer.ts';
+import { CHAIN_START } from '../../audit/chain.ts';
+import type { AuditSink, WriteMark } from '../../audit/writer.ts';
 import type { StatementEntry } from '../../protocol/messages.ts';
 import { AuditedCommit, type GroupAuditLog } from '../../server/audited-commit.ts';
 import type {
@@ -33,6 +34,8 @@ export class TestAuditLog implements GroupAuditLog, AuditSink {
   /** The lines of each write, in order. */
   readonly groups: AuditEvent[][] = [];
   rollbacks = 0;
+  retracted = 0;
+  private lastMark: WriteMark | null = null;
   failWith: Error | null = null;
   private staged: AuditEvent[] = [];
   private held: Promise<void> | null = null;
@@ -41,11 +44,28 @@ export class TestAuditLog implements GroupAuditLog, AuditSink {
     this.staged.push(event);
   }
 
-  writeStaged(): void {
+  writeStaged(): WriteMark | null {
     const staged = this.staged;
     this.staged = [];
     if (this.failWith) throw this.failWith;
-    if (staged.length > 0) this.groups.push(staged);
+    if (staged.length === 0) return null;
+    this.groups.push(staged);
+    return this.mark(staged.length);
+  }
+
+  /** Takes back the last group written, as the real writer does, if `mark` is still the last write. */
+  retractWrite(mark: WriteMark): boolean {
+    if (this.lastMark !== mark) return false;
+    this.lastMark = null;
+    this.groups.pop();
+    this.retracted += 1;
+    return true;
+  }
+
+  private mark(lines: number): WriteMark {
+    const before = { plain: this.events.length - lines, encrypted: this.events.length - lines, position: CHAIN_START };
+    this.lastMark = { before, after: { plain: this.events.length, encrypted: this.events.length } };
+    return this.lastMark;
   }
 
   discardStaged(): void {

@@ -126,6 +126,33 @@ describe.skipIf(SKIP_POSTGRES_REASON)('PostgresLedger', () => {
     expect(await ledger.balance(accountId)).toBe(300);
   });
 
+  it('takes back the audit file lines of a group whose COMMIT PostgreSQL refused', async () => {
+    const files = new TestAuditLog();
+    const ledger = await node('node-a', files);
+    const accountId = (await ledger.createAccount('grace', 'hash', at))?.id ?? 0;
+    // A deferred constraint is checked at COMMIT: the only way to make PostgreSQL refuse one on demand.
+    await queryRows(
+      database!.url,
+      `CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN IF NEW.tx_id = 'tx-refused' THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NEW; END $$`,
+    );
+    await queryRows(
+      database!.url,
+      `CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON journal
+       DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()`,
+    );
+    const deposit = (txId: string) =>
+      ledger.applyMoney({ accountId, txId, kind: 'deposit', amountCents: 100, at }, decideMoney, () => event(txId));
+    await deposit('tx-1');
+    await expect(deposit('tx-refused')).rejects.toThrow(/refused at commit/);
+    await deposit('tx-2');
+    await ledger.audit.flush();
+    expect(files.retracted).toBe(1);
+    expect(files.events.map((e) => e.outcome)).toEqual(['tx-1', 'tx-2']);
+    expect((await chainEvents(database!.url, 'node-a')).map((e) => e.outcome)).toEqual(['tx-1', 'tx-2']);
+    expect(await ledger.balance(accountId)).toBe(200);
+  });
+
   it('starts the next group once COMMIT returns, while the audit files still sync, and answers neither before its sync', async () => {
     const files = new TestAuditLog();
     const ledger = await node('node-a', files);
