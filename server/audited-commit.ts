@@ -54,7 +54,7 @@ export class AuditedCommit {
   /**
    * The group did not commit: its lines go. `outcome: 'unknown'` when the
    * ledger sent COMMIT and lost the answer: the lines stay, since the group
-   * may have committed (a chain that then repeats line numbers shows it).
+   * may have committed (if it did not, `audit reconcile` names those lines).
    */
   afterRollback(outcome: 'rolled-back' | 'unknown' = 'rolled-back'): void {
     this.log.discardStaged();
