@@ -205,17 +205,26 @@ async function main(): Promise<void> {
   let mainThreadSeconds = 0;
   let loadSeconds = 0;
   let transactions = 0;
-  for (let i = 0; i < PEAK_ROUNDS; i += 1) {
-    const cpu0 = cpuSeconds(pid);
-    const main0 = mainThreadCpuSeconds(pid);
-    const load0 = process.cpuUsage();
-    const run = await closedLoop(sessions, seconds);
-    loadSeconds += loadCpuSeconds(load0);
-    bankCpuSeconds += cpuSeconds(pid) - cpu0;
-    mainThreadSeconds += mainThreadCpuSeconds(pid) - main0;
-    transactions += run.latencies.length;
-    for (const latency of run.latencies) peakLatencies.push(latency);
-    rounds.push({ tps: run.tps, pgbench: pg ? await pg.run(seconds) : null });
+  let pgbenchTps = Number.NaN;
+  let pgbenchHalf: PgbenchThrottled = { tps: Number.NaN, p50Ms: Number.NaN, p99Ms: Number.NaN };
+  try {
+    for (let i = 0; i < PEAK_ROUNDS; i += 1) {
+      const cpu0 = cpuSeconds(pid);
+      const main0 = mainThreadCpuSeconds(pid);
+      const load0 = process.cpuUsage();
+      const run = await closedLoop(sessions, seconds);
+      loadSeconds += loadCpuSeconds(load0);
+      bankCpuSeconds += cpuSeconds(pid) - cpu0;
+      mainThreadSeconds += mainThreadCpuSeconds(pid) - main0;
+      transactions += run.latencies.length;
+      for (const latency of run.latencies) peakLatencies.push(latency);
+      rounds.push({ tps: run.tps, pgbench: pg ? await pg.run(seconds) : null });
+    }
+    pgbenchTps = median(rounds.flatMap((r) => (r.pgbench ? [r.pgbench.tps] : [])));
+    if (pg) pgbenchHalf = await pg.runThrottled(seconds, pgbenchTps / 2);
+  } finally {
+    // The throwaway cluster goes even when a round failed.
+    pg?.stop();
   }
   const peak = { tps: median(rounds.map((r) => r.tps)) };
   const bankCpu = bankCpuSeconds / (seconds * PEAK_ROUNDS);
@@ -229,16 +238,11 @@ async function main(): Promise<void> {
   log(
     `peak (closed loop, median of ${PEAK_ROUNDS} rounds): ${round(peak.tps, 0)} tps  p50 ${round(peakLatency.p50)} ms  p95 ${round(peakLatency.p95)} ms  p99 ${round(peakLatency.p99)} ms  bank CPU ${round(bankCpu * 100, 0)}% (${round(bankCpuUsPerTx, 1)} µs per transaction, ${round(mainThreadUsPerTx, 1)} on its main thread; the load generator ${round(loadUsPerTx, 1)} µs)`,
   );
-  let pgbenchTps = Number.NaN;
   let ratio = Number.NaN;
-  let pgbenchHalf: PgbenchThrottled = { tps: Number.NaN, p50Ms: Number.NaN, p99Ms: Number.NaN };
   if (pg) {
     const pgRuns = rounds.flatMap((r) => (r.pgbench ? [r.pgbench] : []));
-    pgbenchTps = median(pgRuns.map((r) => r.tps));
     // Each round's ratio is of two runs seconds apart; the run's ratio is their median.
     ratio = median(rounds.map((r) => r.tps / (r.pgbench?.tps ?? Number.NaN)));
-    pgbenchHalf = await pg.runThrottled(seconds, pgbenchTps / 2);
-    pg.stop();
     log(
       `pgbench TPC-B (-c ${pg.clients} -j ${pg.threads}, scale ${pg.scale}, synchronous_commit=on), median of ${PEAK_ROUNDS} rounds: ` +
         `${round(pgbenchTps, 0)} tps, ${round(median(pgRuns.map((r) => r.latencyMs)))} ms average`,
